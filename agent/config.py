@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     idle_poll_min_s: float = Field(default=60.0, gt=0, le=86400)
     idle_poll_max_s: float = Field(default=300.0, gt=0, le=86400)
     push_enabled: bool = True
+    push_ping_interval_s: float = Field(default=30.0, gt=0, le=600)
+    push_dead_after_s: float = Field(default=75.0, gt=0, le=3600)
+    push_backoff_max_s: float = Field(default=60.0, gt=0, le=3600)
     request_timeout_s: float = Field(default=10.0, gt=0, le=120)
     log_format: Literal["auto", "console", "json", "journal"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -86,6 +89,8 @@ class Settings(BaseSettings):
             raise ValueError("poll_min_s must not exceed poll_max_s")
         if self.idle_poll_min_s > self.idle_poll_max_s:
             raise ValueError("idle_poll_min_s must not exceed idle_poll_max_s")
+        if self.push_ping_interval_s >= self.push_dead_after_s:
+            raise ValueError("push_ping_interval_s must be below push_dead_after_s")
         return self
 
     @property
