@@ -8,7 +8,9 @@ carries the token. The token is stored 0600 in the state directory.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import tomllib
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,8 +22,14 @@ from agent import __version__
 from agent.config import Settings, normalize_token
 from agent.errors import PairingError
 from agent.fsutil import atomic_write, ensure_private_dir
+from agent.transport.http import system_tls
 
 SERVER_FILE = "server_url"
+FIRSTBOOT_FILE = "firstboot.toml"
+# Where an image builder or IT person drops server and token before first boot.
+# Under systemd a root helper moves it into the state directory first, since the
+# boot partition is not the agent's to change.
+BOOT_FILES = (Path("/boot/firmware/kiosk-agent.toml"), Path("/boot/kiosk-agent.toml"))
 SHORT_CODE_RE = re.compile(r"[23456789ABCDEFGHJKLMNPQRSTUVWXYZ]{6}")
 
 
@@ -68,6 +76,32 @@ class PairingStore:
                 self._server_path, (pairing.server_url + "\n").encode(), mode=0o600
             )
 
+    def consume_firstboot(self, boot_files: tuple[Path, ...] = BOOT_FILES) -> str:
+        """Pair from a first-boot file, once; returns what happened, or "".
+
+        The file is deleted after reading, valid or not, so a token never stays
+        on the world-readable boot partition or is applied twice. A boot
+        partition file the agent cannot delete is left alone for the root helper.
+        """
+        candidates = [self._settings.state_dir / FIRSTBOOT_FILE]
+        candidates += [p for p in boot_files if os.access(p.parent, os.W_OK)]
+        for path in candidates:
+            try:
+                data = tomllib.loads(path.read_text("utf-8"))
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                _remove(path)
+                return f"first-boot file {path} was unreadable and is removed: {exc}"
+            _remove(path)
+            token = normalize_token(str(data.get("token", "")))
+            server = data.get("server_url") or self._settings.server_url
+            if token is None or not isinstance(server, str) or "://" not in server:
+                return f"first-boot file {path} lacks a valid server_url and token"
+            self.save(Pairing(server.rstrip("/"), token))
+            return f"paired from the first-boot file {path}"
+        return ""
+
     def forget(self) -> bool:
         """Remove the token; the device key stays. True if there was one."""
         removed = False
@@ -86,6 +120,11 @@ class PairingStore:
         except OSError:
             return None
         return text or None
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 @dataclass(frozen=True)
@@ -135,7 +174,9 @@ async def resolve_short_code(
 ) -> str:
     """Fetch ``/s/CODE/`` and read the token from its ``data-api-token``."""
     async with httpx.AsyncClient(
-        timeout=timeout_s, headers={"User-Agent": f"kiosk-agent/{__version__}"}
+        timeout=timeout_s,
+        headers={"User-Agent": f"kiosk-agent/{__version__}"},
+        verify=system_tls(),
     ) as client:
         try:
             response = await client.get(f"{server_url}/s/{code}/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -86,6 +87,15 @@ class SnapshotPlaceholder:
 SnapshotOutcome = SnapshotFresh | SnapshotNotModified | SnapshotPlaceholder
 
 
+def system_tls() -> ssl.SSLContext:
+    """Verify TLS against the operating system's trust store.
+
+    Schools that inspect TLS install their CA with update-ca-certificates; the
+    certificate bundle that ships with Python packages would not know it.
+    """
+    return ssl.create_default_context()
+
+
 class RateGate:
     """Spaces snapshot requests: at most one a second and 40 a minute.
 
@@ -159,6 +169,7 @@ class ServerApi:
                 "X-Display-Device": device_key,
             },
             follow_redirects=False,
+            verify=system_tls(),
             transport=transport,
         )
 

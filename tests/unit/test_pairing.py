@@ -88,3 +88,34 @@ def test_malformed_token_file_is_reported(tmp_path: Path) -> None:
         Settings(state_dir=tmp_path, server_url="https://s.example")
     ).load()
     assert pairing is None and "token" in problem
+
+
+def test_firstboot_file_pairs_once_and_is_removed(tmp_path: Path) -> None:
+    """server_url and token from the first-boot file are stored, then the file goes."""
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    (boot / "kiosk-agent.toml").write_text(
+        f'server_url = "https://school.example"\ntoken = "{TOKEN}"\n'
+    )
+    store = PairingStore(Settings(state_dir=tmp_path / "state"))
+
+    message = store.consume_firstboot((boot / "kiosk-agent.toml",))
+
+    assert "paired" in message
+    assert not (boot / "kiosk-agent.toml").exists()
+    assert store.load()[0] == Pairing("https://school.example", TOKEN)
+    assert store.consume_firstboot((boot / "kiosk-agent.toml",)) == ""
+
+
+def test_firstboot_file_in_state_dir_with_bad_token_is_removed(tmp_path: Path) -> None:
+    """A broken first-boot file is reported and deleted, not retried every boot."""
+    (tmp_path / "firstboot.toml").write_text(
+        'server_url = "https://s.example"\ntoken = "x"\n'
+    )
+    store = PairingStore(Settings(state_dir=tmp_path))
+
+    message = store.consume_firstboot(())
+
+    assert "lacks a valid" in message
+    assert not (tmp_path / "firstboot.toml").exists()
+    assert store.load()[0] is None
