@@ -1,0 +1,1 @@
+"""Everything that puts pixels on the screen; nothing here knows about HTTP."""
