@@ -64,6 +64,7 @@ class PairingStore:
                 )
         if not server:
             return None, "No server is configured (server_url)."
+        assert token is not None
         return Pairing(server.rstrip("/"), token), ""
 
     def save(self, pairing: Pairing) -> None:

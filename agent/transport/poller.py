@@ -192,7 +192,7 @@ class Poller:
             before_sleep=self._report_failure,
             reraise=True,
         )
-        result = await retrying(attempt)
+        result: Result = await retrying(attempt)
         self._record(result)
 
     def _pop_due_or(self, default: Check) -> Check:

@@ -27,7 +27,7 @@ from tenacity import (
     stop_after_attempt,
     wait_random_exponential,
 )
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agent import __version__
@@ -209,8 +209,8 @@ class PushListener:
         # A useful connection ended: the next attempt starts a fresh series.
         self.failures = 0
 
-    def _connect(self) -> websockets.asyncio.client.connect:
-        return websockets.asyncio.client.connect(
+    def _connect(self) -> connect:
+        return connect(
             self._url,
             origin=websockets.typing.Origin(self._origin),
             open_timeout=self._open_timeout_s,

@@ -1,0 +1,273 @@
+"""The coordinator's decisions: what reaches the screen, and when."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from agent import sync
+from agent.config import Settings
+from agent.render.base import NoticeKind
+from agent.render.view import View
+from agent.store import SnapshotStore
+from agent.sync import Coordinator
+
+SERVER = "http://school.test"
+TOKEN = "cd" * 32
+STATUS = f"{SERVER}/api/display/status/{TOKEN}/"
+SNAPSHOT = f"{SERVER}/api/display/snapshot/{TOKEN}/"
+
+
+class FakeRenderer:
+    """Records what the coordinator asked the screen to do."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    async def show(self, view: View) -> None:
+        self.calls.append(("show", view))
+
+    async def show_notice(
+        self, kind: NoticeKind, text: str, *, hint: str | None = None
+    ) -> None:
+        self.calls.append(("notice", (kind, text, hint)))
+
+    async def reload(self) -> None:
+        self.calls.append(("reload", None))
+
+    async def close(self) -> None:
+        self.calls.append(("close", None))
+
+    def shown(self) -> list[View]:
+        return [arg for name, arg in self.calls if name == "show"]
+
+    def notices(self) -> list[NoticeKind]:
+        return [arg[0] for name, arg in self.calls if name == "notice"]
+
+
+def snapshot(revision: int, title: str = "Hello", **meta: Any) -> dict[str, Any]:
+    return {
+        "now": "2026-04-22T09:12:05+03:00",
+        "meta": {"schedule_revision": revision, "is_active_window": True, **meta},
+        "settings": {"name": "Test School", "theme": "indigo"},
+        "state": {"type": "period", "label": "Maths", "from": "08:50", "to": "09:35"},
+        "day_path": [],
+        "current_period": None,
+        "next_period": None,
+        "duty": {"items": []},
+        "announcements": [{"id": 1, "title": title, "body": "", "level": "info"}],
+        "standby": [],
+        "excellence": [],
+    }
+
+
+def settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "server_url": SERVER,
+        "token": TOKEN,
+        "state_dir": tmp_path,
+        "renderer": "headless",
+        "push_enabled": False,
+        "poll_min_s": 0.05,
+        "poll_max_s": 0.1,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running(coordinator: Coordinator) -> AsyncIterator[None]:
+    task = asyncio.create_task(coordinator.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(predicate: Callable[[], Any], timeout_s: float = 3.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def snapshot_response(
+    revision: int, title: str = "Hello", **headers: str
+) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json=snapshot(revision, title),
+        headers={"ETag": f'"etag-{revision}"', **headers},
+    )
+
+
+@respx.mock
+async def test_cached_snapshot_is_shown_before_any_request(tmp_path: Path) -> None:
+    """The last good schedule is on screen before the network is touched."""
+    SnapshotStore(tmp_path).save(snapshot(57, "Cached"), etag='"e57"', revision=57)
+    renderer = FakeRenderer()
+    seen_before_request: list[int] = []
+
+    def on_status(request: httpx.Request) -> httpx.Response:
+        seen_before_request.append(len(renderer.shown()))
+        return httpx.Response(304, headers={"X-Schedule-Revision": "57"})
+
+    respx.get(STATUS).mock(side_effect=on_status)
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: seen_before_request)
+
+    assert seen_before_request[0] >= 1
+    assert renderer.shown()[0].revision == 57
+
+
+@respx.mock
+async def test_first_fetch_is_applied_and_stored_with_etag(tmp_path: Path) -> None:
+    """With no cache the agent fetches at once, shows it and stores revision + ETag."""
+    respx.get(SNAPSHOT).mock(return_value=snapshot_response(58))
+    respx.get(STATUS).respond(304, headers={"X-Schedule-Revision": "58"})
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: renderer.shown())
+
+    assert renderer.notices()[0] is NoticeKind.WAITING
+    cached = SnapshotStore(tmp_path).load()
+    assert cached is not None and (cached.revision, cached.etag) == (58, '"etag-58"')
+
+
+@respx.mock
+async def test_older_revision_never_takes_the_screen_back(tmp_path: Path) -> None:
+    """A lagging replica's older body is refused; the cache keeps the newer one."""
+    SnapshotStore(tmp_path).save(snapshot(60, "Newer"), etag='"e60"', revision=60)
+    respx.get(STATUS).respond(
+        200, json={"fetch_required": True, "schedule_revision": 61}
+    )
+    snap = respx.get(SNAPSHOT).mock(return_value=snapshot_response(59, "Older"))
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: snap.called)
+        await asyncio.sleep(0.1)
+
+    assert [v.revision for v in renderer.shown()] == [60]
+    cached = SnapshotStore(tmp_path).load()
+    assert cached is not None and cached.revision == 60
+
+
+@respx.mock
+async def test_stale_body_of_the_same_revision_is_not_applied(tmp_path: Path) -> None:
+    """A STALE body served while rebuilding does not replace what is shown."""
+    SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
+    respx.get(STATUS).respond(
+        200, json={"fetch_required": True, "schedule_revision": 61}
+    )
+    stale = snapshot(60, "Stale", is_stale=True)
+    snap = respx.get(SNAPSHOT).respond(
+        200, json=stale, headers={"ETag": '"stale"', "X-Snapshot-Cache": "STALE"}
+    )
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: snap.called)
+        await asyncio.sleep(0.1)
+
+    assert len(renderer.shown()) == 1
+    cached = SnapshotStore(tmp_path).load()
+    assert cached is not None and cached.etag == '"e60"'
+
+
+@respx.mock
+async def test_lower_revision_is_accepted_after_the_server_insists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real reset: status keeps reporting the lower revision long enough."""
+    monkeypatch.setattr(sync, "RESET_CONFIRM_S", 0.2)
+    monkeypatch.setattr(sync, "OLDER_RETRY_S", 0.1)
+    SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
+    respx.get(STATUS).respond(
+        200, json={"fetch_required": True, "schedule_revision": 3}
+    )
+    respx.get(SNAPSHOT).mock(return_value=snapshot_response(3, "After reset"))
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        # NotReadyError backs off >= 2 s; the retry after it confirms the reset.
+        await until(lambda: len(renderer.shown()) >= 2, timeout_s=8)
+
+    assert renderer.shown()[-1].revision == 3
+
+
+@respx.mock
+async def test_screen_bound_shows_notice_with_key_hint_and_keeps_running(
+    tmp_path: Path,
+) -> None:
+    """screen_bound is a full-screen notice naming this device's key, not an exit."""
+    respx.get(SNAPSHOT).respond(
+        403, json={"detail": "screen_bound", "message": "bound"}
+    )
+    renderer = FakeRenderer()
+    coordinator = Coordinator(settings(tmp_path), renderer)
+
+    async with running(coordinator):
+        await until(lambda: NoticeKind.SCREEN_BOUND in renderer.notices())
+        key = (tmp_path / "device_key").read_text().strip()
+
+    _, (_, _, hint) = next(
+        c
+        for c in renderer.calls
+        if c[0] == "notice" and c[1][0] is NoticeKind.SCREEN_BOUND
+    )
+    assert hint == key[:8]
+
+
+@respx.mock
+async def test_unpaired_screen_says_so(tmp_path: Path) -> None:
+    """Without a token the screen shows the pairing notice and makes no request."""
+    renderer = FakeRenderer()
+    route = respx.get(url__startswith=SERVER)
+
+    async with running(Coordinator(settings(tmp_path, token=None), renderer)):
+        await until(lambda: NoticeKind.UNPAIRED in renderer.notices())
+
+    assert not route.called
+
+
+@respx.mock
+async def test_server_outage_marks_offline_but_keeps_content(tmp_path: Path) -> None:
+    """5xx keeps the last good snapshot on screen with an offline badge."""
+    SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
+    respx.get(STATUS).respond(503)
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: any(v.offline_since for v in renderer.shown()))
+
+    assert all(v.revision == 60 for v in renderer.shown())
+    assert NoticeKind.TOKEN_REJECTED not in renderer.notices()
+
+
+@respx.mock
+async def test_reload_flag_reloads_the_page_after_applying(tmp_path: Path) -> None:
+    """A status reload request refetches and reloads the renderer."""
+    SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
+    respx.get(STATUS).respond(200, json={"fetch_required": True, "reload": True})
+    respx.get(SNAPSHOT).mock(return_value=snapshot_response(60))
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: ("reload", None) in renderer.calls)
+
+    names = [name for name, _ in renderer.calls]
+    assert names.index("reload") > names.index("show")
