@@ -1,0 +1,358 @@
+"""The stub's HTTP and WebSocket API, as the real school server answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server_stub.admin import admin_routes
+from server_stub.state import TOKEN_RE, Screen, StubState
+
+PORTAL_PAGE = (
+    "<!doctype html><html><head><title>Guest Wi-Fi</title></head><body>"
+    "<h1>Guest Wi-Fi login</h1><form><input name=user></form></body></html>"
+)
+BUILDING_STATE = {
+    "type": "BUILDING",
+    "label": "جاري تجهيز الجدول...",
+    "from": None,
+    "to": None,
+    "remaining_seconds": 0,
+}
+
+
+def create_app(state: StubState) -> Starlette:
+    """The ASGI app serving ``state``."""
+    api = Api(state)
+    routes = [
+        Route("/api/display/status/{token}/", api.status),
+        Route("/api/display/snapshot/{token}/", api.snapshot),
+        Route("/s/{code}/", api.short_code_page),
+        Route("/", api.display_page),
+        WebSocketRoute("/ws/display/", api.websocket),
+        *admin_routes(state, api),
+    ]
+    app = Starlette(
+        routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=500)]
+    )
+    app.state.stub = state
+    return app
+
+
+def _403(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=403)
+
+
+class Api:
+    def __init__(self, state: StubState) -> None:
+        self.state = state
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {
+            "X-Server-Time-MS": str(self.state.now_ms()),
+            "X-School-Id": str(self.state.school.school_id),
+            "Cache-Control": "no-store, max-age=0",
+        }
+        headers.update(extra or {})
+        return headers
+
+    async def _fault(self) -> Response | None:
+        """The answer a configured network fault gives instead of the real one."""
+        faults = self.state.faults
+        if faults.get("slow_s"):
+            await asyncio.sleep(float(faults["slow_s"]))
+        if faults.get("http_status"):
+            code = int(faults["http_status"])
+            return Response(
+                f"error {code}\n", status_code=code, media_type="text/plain"
+            )
+        if faults.get("captive_portal"):
+            return HTMLResponse(PORTAL_PAGE)
+        if faults.get("redirect"):
+            return Response(
+                status_code=302, headers={"Location": "http://portal.invalid/login"}
+            )
+        if faults.get("bad_json"):
+            return Response('{"fetch_required": tr', media_type="application/json")
+        return None
+
+    def _screen(self, token: str) -> tuple[Screen | None, Response | None]:
+        if not TOKEN_RE.fullmatch(token.lower()):
+            return None, _403(
+                {"detail": "access_denied", "message": "Token format invalid"}
+            )
+        screen = self.state.screens.get(token.lower())
+        if screen is None:
+            return None, _403({"error": "Invalid display token"})
+        return screen, None
+
+    @staticmethod
+    def _device_key(request: Request) -> str | None:
+        key = request.headers.get("X-Display-Device") or request.query_params.get("dk")
+        return key[:64] if key else None
+
+    def _bound_elsewhere(self) -> JSONResponse:
+        return _403(
+            {
+                "detail": "screen_bound",
+                "message": "This screen is bound to another device.",
+            }
+        )
+
+    # -- endpoints ---------------------------------------------------------------
+
+    async def status(self, request: Request) -> Response:
+        """A2: cheap revision check; never builds a snapshot."""
+        self.state.counters["status"] += 1
+        fault = await self._fault()
+        if fault is not None:
+            return fault
+        screen, refusal = self._screen(request.path_params["token"])
+        if refusal is not None:
+            return refusal
+        assert screen is not None
+        device_key = self._device_key(request)
+        if device_key and not self.state.claim(screen, device_key):
+            return self._bound_elsewhere()
+        faults = self.state.faults
+        if faults.get("status_legacy_false"):
+            return JSONResponse({"fetch_required": False}, headers=self._headers())
+        if faults.get("status_fetch_required_only"):
+            return JSONResponse({"fetch_required": True}, headers=self._headers())
+        revision = self.state.revision
+        body: dict[str, Any] = {"fetch_required": True, "schedule_revision": revision}
+        if screen.reload:
+            body["reload"] = True
+        flagged = screen.refresh or screen.reload
+        screen.refresh = screen.reload = False
+        seen = request.query_params.get("v") or request.query_params.get("rev")
+        if not flagged and seen is not None and seen.strip() == str(revision):
+            return Response(
+                status_code=304,
+                headers=self._headers({"X-Schedule-Revision": str(revision)}),
+            )
+        return JSONResponse(body, headers=self._headers())
+
+    async def snapshot(self, request: Request) -> Response:
+        """A3: the full snapshot with ETag, 304 and cache headers."""
+        state = self.state
+        state.counters["snapshot"] += 1
+        fault = await self._fault()
+        if fault is not None:
+            return fault
+        screen, refusal = self._screen(request.path_params["token"])
+        if refusal is not None:
+            return refusal
+        assert screen is not None
+        device_key = self._device_key(request)
+        if not device_key:
+            return _403(
+                {"detail": "device_required", "message": "Device key required."}
+            )
+        if not state.claim(screen, device_key):
+            return self._bound_elsewhere()
+        if state.rate_limited(screen):
+            return JSONResponse(
+                {"detail": "rate_limited"},
+                status_code=429,
+                headers=self._headers({"Retry-After": "1"}),
+            )
+        if state.looping(screen) or state.faults.get("loop"):
+            return self._placeholder("config", "LOOP")
+        if state.faults.get("building"):
+            return self._placeholder("BUILDING", "QUEUED")
+        if state.faults.get("config_placeholder"):
+            return self._placeholder("config", "ERROR")
+
+        built, cache = state.snapshot()
+        body = built.body
+        etag = built.etag
+        previous = state.previous()
+        if state.faults.get("stale") and previous is not None:
+            body = copy.deepcopy(previous.body)
+            body["meta"]["is_stale"] = True
+            body["meta"]["cache"] = "STALE"
+            etag, cache = previous.etag, "STALE"
+        headers = self._headers(
+            {
+                "ETag": etag,
+                "X-Revision": str(state.revision),
+                "X-Snapshot-Cache": cache,
+            }
+        )
+        if _etag_matches(request.headers.get("If-None-Match"), etag):
+            return Response(status_code=304, headers=headers)
+        if cache != "STALE":
+            body = {**body, "meta": {**body["meta"], "cache": cache}}
+        return JSONResponse(body, headers=headers)
+
+    def _placeholder(self, state_type: str, cache: str) -> JSONResponse:
+        now = self.state.now()
+        school = self.state.school
+        body: dict[str, Any] = {
+            "now": school.local(now).isoformat(),
+            "meta": {
+                "weekday": school.local(now).isoweekday(),
+                "schedule_revision": self.state.revision,
+                "school_id": school.school_id,
+                "cache": "FALLBACK",
+                "reason": "queued",
+            },
+            "settings": {
+                "name": "",
+                "logo_url": None,
+                "theme": "indigo",
+                "refresh_interval_sec": 3,
+            },
+            "state": dict(BUILDING_STATE)
+            if state_type == "BUILDING"
+            else {
+                "type": "config",
+                "label": "Display configuration error",
+                "from": None,
+                "to": None,
+                "remaining_seconds": 0,
+            },
+            "day_path": [],
+            "current_period": None,
+            "next_period": None,
+            "period_classes": [],
+            "period_classes_map": {},
+            "standby": [],
+            "excellence": [],
+            "announcements": [],
+        }
+        return JSONResponse(body, headers=self._headers({"X-Snapshot-Cache": cache}))
+
+    async def short_code_page(self, request: Request) -> Response:
+        """The people-facing page; its body carries the real token."""
+        screen = self.state.screen_for_code(request.path_params["code"])
+        if screen is None:
+            return HTMLResponse(
+                "<!doctype html><title>Not found</title><h1>Not found</h1>",
+                status_code=404,
+            )
+        return HTMLResponse(_display_html(screen.token))
+
+    async def display_page(self, request: Request) -> Response:
+        """``/?token=<token-or-code>``: the browser display page."""
+        value = request.query_params.get("token", "")
+        screen = self.state.screens.get(value.lower()) or self.state.screen_for_code(
+            value
+        )
+        if screen is None:
+            return HTMLResponse("<!doctype html><h1>Not found</h1>", status_code=404)
+        return HTMLResponse(_display_html(screen.token))
+
+    # -- WebSocket -----------------------------------------------------------------
+
+    async def websocket(self, socket: WebSocket) -> None:
+        """A5: refusals at the handshake (403) or, in close style, after accept."""
+        state = self.state
+        state.counters["ws_connects"] += 1
+        token = (socket.query_params.get("token") or "").lower()
+        device_key = socket.query_params.get("dk")
+        screen = state.screens.get(token)
+        origin = socket.headers.get("origin")
+        host = socket.headers.get("host", "")
+        code = None
+        if not token or not device_key:
+            code = 4400
+        elif screen is None or not origin or urlsplit(origin).netloc != host:
+            code = 4403
+        elif not state.claim(screen, device_key):
+            code = 4408
+        elif state.faults.get("ws_refuse") or not state.ws_enabled:
+            code = 4403
+        if code is not None:
+            if state.ws_reject_style == "close":
+                await socket.accept()
+                await socket.close(code)
+            else:
+                await socket.close(1008)  # before accept: uvicorn answers HTTP 403
+            return
+        await socket.accept()
+        if state.faults.get("ws_drop") == "always":
+            await socket.close(1012)
+            return
+        state.sockets.add(socket)
+        silent = bool(state.faults.get("ws_silent"))
+        beat = None if silent else asyncio.create_task(self._heartbeat(socket))
+        try:
+            while True:
+                raw = await socket.receive_text()
+                if silent or state.faults.get("ws_silent"):
+                    continue
+                with contextlib.suppress(ValueError):
+                    if json.loads(raw).get("type") == "ping":
+                        await socket.send_text('{"type":"pong"}')
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            state.sockets.discard(socket)
+            if beat is not None:
+                beat.cancel()
+
+    async def _heartbeat(self, socket: WebSocket) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(self.state.heartbeat_s)
+                if self.state.faults.get("ws_silent"):
+                    continue
+                await socket.send_text('{"type":"heartbeat"}')
+
+    async def broadcast(self, message: dict[str, Any], *, force: bool = False) -> bool:
+        """Send to every socket; inside the drop window a push is lost (False)."""
+        state = self.state
+        loop_now = asyncio.get_running_loop().time()
+        if not force and loop_now - state.last_push_at < state.push_drop_window_s:
+            state.counters["pushes_dropped"] += 1
+            return False
+        state.last_push_at = loop_now
+        state.counters["pushes"] += 1
+        text = json.dumps(message)
+        for socket in list(state.sockets):
+            try:
+                await socket.send_text(text)
+            except Exception:
+                state.sockets.discard(socket)
+        return True
+
+    async def close_sockets(self, code: int) -> None:
+        for socket in list(self.state.sockets):
+            with contextlib.suppress(Exception):
+                await socket.close(code)
+            self.state.sockets.discard(socket)
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """Compare like the real server: strip W/ and one pair of quotes, no lists."""
+    if not header:
+        return False
+    value = header.strip()
+    value = value.removeprefix("W/")
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return value == etag.strip('"')
+
+
+def _display_html(token: str) -> str:
+    return (
+        "<!doctype html><html><head><meta charset=utf-8><title>Display</title></head>"
+        f'<body data-api-token="{token}" data-token="{token}">'
+        "<p>School display</p></body></html>"
+    )
