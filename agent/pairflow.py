@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -82,23 +83,29 @@ async def _check(pairing: Pairing, device_key: str, timeout_s: float) -> str | N
 
 def explain_unreachable(error: BaseException) -> str:
     """Name the layer that failed: DNS, refused, TLS (and the clock), timeout."""
-    cause = error.__cause__
-    text = str(cause or error)
-    if isinstance(cause, httpx.ConnectError):
-        if (
-            "Name or service not known" in text
-            or "getaddrinfo" in text
-            or ("Temporary failure in name resolution" in text)
-        ):
+    for cause in _causes(error):
+        if isinstance(cause, socket.gaierror):
             return "DNS lookup failed (check the server name and the network's DNS)."
-        if "Connection refused" in text:
-            return "connection refused (is the server running, is the port right?)."
-        if isinstance(cause.__context__, ssl.SSLError) or "CERTIFICATE" in text.upper():
+        if isinstance(cause, ssl.SSLCertVerificationError):
             return (
                 "TLS certificate check failed. If this device's clock is wrong "
                 "(a Pi without a real-time clock can boot in 1970), fix the time "
                 "first; otherwise the server's certificate is not trusted."
             )
-    if isinstance(cause, httpx.TimeoutException):
-        return "the connection timed out (firewall, proxy or a slow network)."
-    return f"{text}."
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused (is the server running, is the port right?)."
+        if isinstance(cause, httpx.TimeoutException | TimeoutError):
+            return "the connection timed out (firewall, proxy or a slow network)."
+    return f"{error}."
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and everything chained under it, outermost first."""
+    chain = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain

@@ -68,14 +68,16 @@ class PairingStore:
         return Pairing(server.rstrip("/"), token), ""
 
     def save(self, pairing: Pairing) -> None:
-        """Store the token (0600) and, if the config names no server, the server."""
+        """Store the token (0600) and the server it was checked against.
+
+        A ``server_url`` in the config still wins over the stored one.
+        """
         ensure_private_dir(self._token_path.parent)
         atomic_write(self._token_path, (pairing.token + "\n").encode(), mode=0o600)
-        if self._settings.server_url != pairing.server_url:
-            ensure_private_dir(self._server_path.parent)
-            atomic_write(
-                self._server_path, (pairing.server_url + "\n").encode(), mode=0o600
-            )
+        ensure_private_dir(self._server_path.parent)
+        atomic_write(
+            self._server_path, (pairing.server_url + "\n").encode(), mode=0o600
+        )
 
     def consume_firstboot(self, boot_files: tuple[Path, ...] = BOOT_FILES) -> str:
         """Pair from a first-boot file, once; returns what happened, or "".

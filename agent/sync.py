@@ -248,7 +248,8 @@ class Coordinator:
 
     async def _fetch(self) -> Result:
         self._last_fetch_at = time.monotonic()
-        etag = self._cached.etag if self._cached else None
+        # A reload asks for the full snapshot, so a 304 must not short-cut it.
+        etag = self._cached.etag if self._cached and not self._reload_pending else None
         outcome = await self._api.snapshot(etag)
         self._status.update(last_poll_at=utc_now_iso())
         if isinstance(outcome, SnapshotNotModified):
@@ -514,6 +515,8 @@ class Coordinator:
 
     async def _housekeeping(self) -> None:
         """Watchdog pings, push health changes, systemd status; every few seconds."""
+        watchdog_s = self._notifier.watchdog_interval_s()
+        pause = min(HOUSEKEEPING_S, watchdog_s) if watchdog_s else HOUSEKEEPING_S
         while True:
             healthy = self._listener is not None and self._listener.healthy()
             if healthy != self._push_was_healthy:
@@ -521,7 +524,7 @@ class Coordinator:
                 self._poller_reschedule()
             self._notifier.watchdog()
             self._notifier.status(self._status_line())
-            await asyncio.sleep(HOUSEKEEPING_S)
+            await asyncio.sleep(pause)
 
     def _schedule_wake(self) -> None:
         """Outside the window, check again at the server's wake time (+ jitter)."""
