@@ -9,9 +9,13 @@ import tempfile
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import logs
 from agent.config import Settings
+
+if TYPE_CHECKING:
+    from server_stub.testing import StubServer
 
 DEMO_TITLES = (
     "Science fair entries close on Thursday",
@@ -47,12 +51,14 @@ def run_demo(
     chosen = choose_renderer(renderer)
     logs.configure(log_level, "auto")
     with StubServer() as stub:
-        settings = Settings(
-            server_url=stub.url,
-            token=stub.token,
-            state_dir=state_dir,
-            renderer=chosen,  # type: ignore[arg-type]
-            log_level=log_level,  # type: ignore[arg-type]
+        settings = Settings.model_validate(
+            {
+                "server_url": stub.url,
+                "token": stub.token,
+                "state_dir": state_dir,
+                "renderer": chosen,
+                "log_level": log_level,
+            }
         )
         print(
             f"demo: stub server {stub.url} (admin API {stub.url}/admin/state)\n"
@@ -86,7 +92,7 @@ def run_demo(
             editor.join(timeout=5)
 
 
-def _edit_loop(stub: object, every_s: float, stop: threading.Event) -> None:
+def _edit_loop(stub: StubServer, every_s: float, stop: threading.Event) -> None:
     """Post an announcement edit through the admin API every ``every_s``."""
     count = 0
     while not stop.wait(every_s):
@@ -94,7 +100,7 @@ def _edit_loop(stub: object, every_s: float, stop: threading.Event) -> None:
         count += 1
         stamp = datetime.now().strftime("%H:%M:%S")
         try:
-            answer = stub.admin(  # type: ignore[attr-defined]
+            answer = stub.admin(
                 "POST",
                 "/admin/announce",
                 {"id": 900, "title": title, "body": f"Posted at {stamp}"},
