@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -60,6 +60,8 @@ RESET_CONFIRM_S = 300.0
 # How soon to ask again after the server sent an older body than the one shown.
 OLDER_RETRY_S = 30.0
 WAKE_JITTER_MAX_S = 30.0
+# Pauses between the fetches made at a day boundary (server cache lasts ~5 min).
+BOUNDARY_REFETCH_S = (0.0, 150.0, 210.0)
 IDENTITY_RETRY_S = 30.0
 PAIRING_RECHECK_S = 5.0
 HOUSEKEEPING_S = 5.0
@@ -104,6 +106,7 @@ class Coordinator:
         self._push_changed = asyncio.Event()
         self._push_was_healthy = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._boundaries_changed = asyncio.Event()
 
     @property
     def _applied_revision(self) -> int | None:
@@ -162,6 +165,7 @@ class Coordinator:
                 group.create_task(self._poller.run(), name="poller")
                 group.create_task(self._supervise_push(), name="push-supervisor")
                 group.create_task(self._housekeeping(), name="housekeeping")
+                group.create_task(self._day_timer(), name="day-timer")
 
     # -- start-up ---------------------------------------------------------
 
@@ -334,7 +338,7 @@ class Coordinator:
             self._reload_pending = False
             log.info("screen_reload")
             await self._guard(self._renderer.reload())
-        self._schedule_wake()
+        self._boundaries_changed.set()
 
     async def _on_rejected(self, exc: RejectedError) -> None:
         kind, text = {
@@ -526,24 +530,62 @@ class Coordinator:
             self._notifier.status(self._status_line())
             await asyncio.sleep(pause)
 
-    def _schedule_wake(self) -> None:
-        """Outside the window, check again at the server's wake time (+ jitter)."""
+    async def _day_timer(self) -> None:
+        """Refetch at the day's boundaries, which change no revision.
+
+        The server does not bump the revision when the active window opens or
+        closes or when the date changes, so a status check would answer 304:
+        at ``next_wake_at``, at the window's end and at school-local midnight
+        the agent fetches the snapshot itself (plus a per-device jitter).
+        """
+        while True:
+            self._boundaries_changed.clear()
+            due = self._next_boundary()
+            if due is None:
+                await self._boundaries_changed.wait()
+                continue
+            delay = due - self._clock.now_ms() / 1000.0
+            try:
+                async with asyncio.timeout(max(0.0, delay)):
+                    await self._boundaries_changed.wait()
+                continue
+            except TimeoutError:
+                pass
+            log.info("day_boundary", at=datetime.fromtimestamp(due, UTC).isoformat())
+            # The server may serve its cached body for a few minutes after the
+            # boundary, so ask again until that cache has surely turned over.
+            for pause in BOUNDARY_REFETCH_S:
+                await asyncio.sleep(pause)
+                assert self._poller is not None
+                self._poller.poke(Check.FETCH)
+
+    def _next_boundary(self) -> float | None:
+        """The next boundary in server epoch seconds, jitter included, or None."""
+        if self._cached is None:
+            return None
         meta = self._meta()
-        wake = meta.get("next_wake_at")
-        if meta.get("is_active_window") is not False or not isinstance(wake, str):
-            return
-        try:
-            wake_at = datetime.fromisoformat(wake)
-        except ValueError:
-            return
-        if wake_at.tzinfo is None:
-            return
+        now_s = self._clock.now_ms() / 1000.0
+        candidates = []
+        window = meta.get("active_window")
+        for value in (
+            meta.get("next_wake_at"),
+            window.get("end") if isinstance(window, dict) else None,
+            window.get("start") if isinstance(window, dict) else None,
+        ):
+            stamp = _epoch(value)
+            if stamp is not None:
+                candidates.append(stamp)
+        offset = _utc_offset(self._cached.snapshot.get("now"))
+        if offset is not None:
+            local = datetime.fromtimestamp(now_s, UTC) + offset
+            midnight = (local + timedelta(days=1)).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            )
+            candidates.append((midnight - offset).timestamp())
         digest = hashlib.sha256(self._device_key.encode()).digest()
         jitter = digest[4] / 255 * WAKE_JITTER_MAX_S
-        delay = wake_at.timestamp() - self._clock.now_ms() / 1000.0 + jitter
-        if 0 < delay < 86400 * 7 and self._poller is not None:
-            log.info("sleep_until", wake_at=wake, in_s=round(delay))
-            self._poller.poke(Check.STATUS, delay)
+        future = [stamp + jitter for stamp in candidates if stamp + jitter > now_s]
+        return min(future) if future else None
 
     # -- rendering ----------------------------------------------------------
 
@@ -606,3 +648,24 @@ class Coordinator:
         push = self._listener.state.value if self._listener else "disabled"
         offline = ", offline" if self._offline_since else ""
         return f"{shown}, push {push}{offline}"
+
+
+def _epoch(value: object) -> float | None:
+    """Epoch seconds of an ISO timestamp with an offset, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return stamp.timestamp() if stamp.tzinfo is not None else None
+
+
+def _utc_offset(value: object) -> timedelta | None:
+    """The school's UTC offset, read from the snapshot's ``now``."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).utcoffset()
+    except ValueError:
+        return None

@@ -271,3 +271,33 @@ async def test_reload_flag_reloads_the_page_after_applying(tmp_path: Path) -> No
 
     names = [name for name, _ in renderer.calls]
     assert names.index("reload") > names.index("show")
+
+
+@respx.mock
+async def test_day_boundary_refetches_although_the_revision_did_not_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the window's end the snapshot is fetched, since status would say 304."""
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setattr(sync, "WAKE_JITTER_MAX_S", 0.0)
+    monkeypatch.setattr(sync, "BOUNDARY_REFETCH_S", (0.0,))
+    end = datetime.now(UTC) + timedelta(seconds=0.5)
+    body = snapshot(60)
+    body["meta"]["active_window"] = {
+        "start": "2020-01-01T06:30:00+00:00",
+        "end": end.isoformat(),
+    }
+    respx.get(STATUS).respond(304, headers={"X-Schedule-Revision": "60"})
+    route = respx.get(SNAPSHOT).respond(200, json=body, headers={"ETag": '"e60"'})
+    renderer = FakeRenderer()
+
+    async with running(
+        Coordinator(settings(tmp_path, poll_min_s=30, poll_max_s=30), renderer)
+    ):
+        await until(lambda: route.call_count == 1)
+        await asyncio.sleep(0.2)
+        assert route.call_count == 1
+        await until(lambda: route.call_count == 2, timeout_s=3)
+
+    assert route.calls.last.request.headers["If-None-Match"] == '"e60"'
