@@ -165,10 +165,12 @@ class Poller:
             await self._idle(due - now)
 
     def _take_pokes(self, check: Check) -> None:
-        # A fetch answers any pending status poke as well: both ask "what changed".
+        # A fetch also answers a status poke that is already due, but not a
+        # later one: that is a follow-up meant to catch a dropped push.
         self._pokes.pop(check, None)
-        if check is Check.FETCH:
-            self._pokes.pop(Check.STATUS, None)
+        status_due = self._pokes.get(Check.STATUS, float("inf"))
+        if check is Check.FETCH and status_due <= self._monotonic():
+            self._pokes.pop(Check.STATUS)
 
     def _current_interval(self) -> float:
         if self._rejected:

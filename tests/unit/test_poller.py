@@ -258,3 +258,19 @@ async def test_cancellation_during_a_check_is_not_retried() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 1)
+
+
+async def test_a_fetch_keeps_a_later_follow_up_status_check() -> None:
+    """The follow-up check scheduled after a push survives the push's fetch."""
+    script = Script()
+    poller = Poller(_tiny(fast_min_s=30, fast_max_s=30), script, lambda: FAST)
+    task = asyncio.create_task(poller.run())
+    await asyncio.sleep(0.01)
+    script.calls.clear()
+
+    poller.poke(Check.FETCH, 0.0)
+    poller.poke(Check.STATUS, 0.15)
+    await asyncio.sleep(0.3)
+    task.cancel()
+
+    assert [c for c, _ in script.calls] == [Check.FETCH, Check.STATUS]
