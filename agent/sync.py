@@ -65,6 +65,7 @@ BOUNDARY_REFETCH_S = (0.0, 150.0, 210.0)
 IDENTITY_RETRY_S = 30.0
 PAIRING_RECHECK_S = 5.0
 HOUSEKEEPING_S = 5.0
+CLOCK_RERENDER_MS = 2_000.0
 
 
 class Coordinator:
@@ -107,6 +108,7 @@ class Coordinator:
         self._push_was_healthy = False
         self._background: set[asyncio.Task[Any]] = set()
         self._boundaries_changed = asyncio.Event()
+        self._rendered_offset_ms = 0.0
 
     @property
     def _applied_revision(self) -> int | None:
@@ -526,6 +528,13 @@ class Coordinator:
             if healthy != self._push_was_healthy:
                 self._push_was_healthy = healthy
                 self._poller_reschedule()
+            # The page runs on the offset it was last given; an NTP step or a
+            # first server reading after an offline boot needs a new one.
+            if (
+                abs(self._clock.offset_ms - self._rendered_offset_ms)
+                > CLOCK_RERENDER_MS
+            ):
+                await self._render()
             self._notifier.watchdog()
             self._notifier.status(self._status_line())
             await asyncio.sleep(pause)
@@ -590,8 +599,12 @@ class Coordinator:
     # -- rendering ----------------------------------------------------------
 
     async def _render(self) -> None:
+        """Show the cached snapshot, unless a full-screen notice holds the screen."""
         if self._cached is None:
             return
+        if self._notice is not None and self._notice is not NoticeKind.WAITING:
+            return
+        self._rendered_offset_ms = self._clock.offset_ms
         try:
             view = build_view(
                 self._cached.snapshot,
@@ -602,8 +615,6 @@ class Coordinator:
             )
         except Exception:
             log.exception("view_build_failed", revision=self._cached.revision)
-            return
-        if self._notice is not None and self._notice is not NoticeKind.WAITING:
             return
         if await self._guard(self._renderer.show(view)):
             self._status.update(
