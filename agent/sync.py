@@ -23,6 +23,7 @@ from agent.config import Settings
 from agent.errors import NotReadyError, RejectedError, Rejection
 from agent.health import Notifier
 from agent.identity import IdentityError, key_hint, load_or_create
+from agent.netinfo import describe_device
 from agent.pairing import Pairing, PairingStore
 from agent.redact import token_hint
 from agent.render.base import NoticeKind, Renderer
@@ -65,6 +66,11 @@ BOUNDARY_REFETCH_S = (0.0, 150.0, 210.0)
 IDENTITY_RETRY_S = 30.0
 PAIRING_RECHECK_S = 5.0
 HOUSEKEEPING_S = 5.0
+PAIRING_HELP = (
+    "To pair it, run  kiosk-agent pair <token or display URL>  on this device, "
+    "or put kiosk-agent.toml with server_url and token on the boot partition "
+    "and restart."
+)
 CLOCK_RERENDER_MS = 2_000.0
 
 
@@ -216,7 +222,9 @@ class Coordinator:
                     paired=False, last_error={"code": "unpaired", "message": problem}
                 )
                 await self._notice_screen(
-                    NoticeKind.UNPAIRED, problem, hint=key_hint(self._device_key)
+                    NoticeKind.UNPAIRED,
+                    f"{problem}\n{PAIRING_HELP}\nThis device: {describe_device()}",
+                    hint=key_hint(self._device_key),
                 )
             await asyncio.sleep(PAIRING_RECHECK_S)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,11 @@ async def test_unpaired_screen_says_so(tmp_path: Path) -> None:
         await until(lambda: NoticeKind.UNPAIRED in renderer.notices())
 
     assert not route.called
+    _, (_, text, hint) = next(
+        c for c in renderer.calls if c[0] == "notice" and c[1][0] is NoticeKind.UNPAIRED
+    )
+    assert socket.gethostname() in text and "kiosk-agent pair" in text
+    assert hint == (tmp_path / "device_key").read_text().strip()[:8]
 
 
 @respx.mock
