@@ -167,8 +167,10 @@ class Coordinator:
                 on_success=self._on_poll_success,
                 on_schedule=self._on_schedule,
             )
-            # Start-up fetches a full snapshot straight away (B2).
-            self._poller.poke(Check.FETCH if self._cached is None else Check.STATUS)
+            # Start-up fetches the snapshot straight away (B2), conditionally on
+            # the cached ETag: a status check would answer 304 the morning after,
+            # since a new day changes no revision.
+            self._poller.poke(Check.FETCH)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._poller.run(), name="poller")
                 group.create_task(self._supervise_push(), name="push-supervisor")

@@ -19,6 +19,7 @@ from agent.render.base import NoticeKind
 from agent.render.view import View
 from agent.store import SnapshotStore
 from agent.sync import Coordinator
+from agent.transport import poller
 
 SERVER = "http://school.test"
 TOKEN = "cd" * 32
@@ -121,14 +122,16 @@ async def test_cached_snapshot_is_shown_before_any_request(tmp_path: Path) -> No
     renderer = FakeRenderer()
     seen_before_request: list[int] = []
 
-    def on_status(request: httpx.Request) -> httpx.Response:
+    def on_request(request: httpx.Request) -> httpx.Response:
         seen_before_request.append(len(renderer.shown()))
         return httpx.Response(304, headers={"X-Schedule-Revision": "57"})
 
-    respx.get(STATUS).mock(side_effect=on_status)
+    respx.get(STATUS).mock(side_effect=on_request)
+    snap = respx.get(SNAPSHOT).mock(side_effect=on_request)
     async with running(Coordinator(settings(tmp_path), renderer)):
         await until(lambda: seen_before_request)
 
+    assert snap.calls.last.request.headers["If-None-Match"] == '"e57"'
     assert seen_before_request[0] >= 1
     assert renderer.shown()[0].revision == 57
 
@@ -196,6 +199,7 @@ async def test_lower_revision_is_accepted_after_the_server_insists(
     """A real reset: status keeps reporting the lower revision long enough."""
     monkeypatch.setattr(sync, "RESET_CONFIRM_S", 0.2)
     monkeypatch.setattr(sync, "OLDER_RETRY_S", 0.1)
+    monkeypatch.setattr(poller, "ERROR_BACKOFF_MIN_S", 0.1)
     SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
     respx.get(STATUS).respond(
         200, json={"fetch_required": True, "schedule_revision": 3}
