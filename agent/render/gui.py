@@ -68,40 +68,18 @@ class GuiDispatcher:
 
     def post(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the GUI thread soon; an exception is logged, not raised."""
-
-        def run() -> bool:
-            try:
-                fn()
-            except Exception:
-                log.exception("gui_call_failed")
-            return False
-
-        self._glib.idle_add(run)
+        self._glib.idle_add(_guarded(fn, repeat=False))
 
     def after(self, delay_s: float, fn: Callable[[], object]) -> int:
         """Run ``fn`` once on the GUI thread after ``delay_s``; returns a source id."""
-
-        def run() -> bool:
-            try:
-                fn()
-            except Exception:
-                log.exception("gui_call_failed")
-            return False
-
-        source_id: int = self._glib.timeout_add(max(0, round(delay_s * 1000)), run)
+        delay_ms = max(0, round(delay_s * 1000))
+        source_id: int = self._glib.timeout_add(delay_ms, _guarded(fn, repeat=False))
         return source_id
 
     def every(self, interval_s: float, fn: Callable[[], object]) -> int:
         """Run ``fn`` on the GUI thread every ``interval_s``; returns a source id."""
-
-        def run() -> bool:
-            try:
-                fn()
-            except Exception:
-                log.exception("gui_call_failed")
-            return True
-
-        source_id: int = self._glib.timeout_add(max(1, round(interval_s * 1000)), run)
+        interval_ms = max(1, round(interval_s * 1000))
+        source_id: int = self._glib.timeout_add(interval_ms, _guarded(fn, repeat=True))
         return source_id
 
     def cancel(self, source_id: int) -> None:
@@ -263,3 +241,16 @@ def lock_view(view: Any, page_url: str) -> None:
     view.connect("context-menu", refuse_menu)
     view.connect("notify::zoom-level", keep_zoom)
     view.connect("decide-policy", decide)
+
+
+def _guarded(fn: Callable[[], object], *, repeat: bool) -> Callable[[], bool]:
+    """A GLib source callback that logs instead of raising; True keeps a timer."""
+
+    def run() -> bool:
+        try:
+            fn()
+        except Exception:
+            log.exception("gui_call_failed")
+        return repeat
+
+    return run
