@@ -293,7 +293,10 @@ async def check_tls(ctx: Context) -> Finding:
 async def check_status_endpoint(ctx: Context) -> Finding:
     if not ctx.reachable or ctx.pairing is None or ctx.settings is None:
         return _skip("server", "tcp")
-    device_key = ctx.device_key or "doctor-without-device-key"
+    if ctx.device_key is None:
+        # Any key sent would claim the screen for it; only the real one may.
+        return _skip("server", "device key")
+    device_key = ctx.device_key
     async with ServerApi(
         ctx.pairing.server_url,
         ctx.pairing.token,
