@@ -181,3 +181,18 @@ def test_doctor_names_a_bound_screen(stub: StubServer, tmp_path: Path) -> None:
     line = _doctor_line(result, "server")
     assert result.returncode == 1
     assert line.startswith("FAIL") and "bound to another device" in line
+
+
+def test_doctor_without_a_device_key_never_claims_the_screen(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    """With the key missing, doctor skips the server rather than bind a stand-in."""
+    kiosk("pair", stub.token, "--server", stub.url, "--no-check", state_dir=tmp_path)
+    for name in ("device_key", "device_key.bak"):
+        (tmp_path / name).unlink()
+
+    result = kiosk("doctor", state_dir=tmp_path)
+
+    assert _doctor_line(result, "device key").startswith("FAIL")
+    assert _doctor_line(result, "server").startswith("SKIP")
+    assert stub.admin("GET", "/admin/state")["bindings"] == {stub.token: None}
