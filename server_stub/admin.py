@@ -54,7 +54,22 @@ def admin_routes(state: StubState, api: Api) -> list[Route]:
         ("/admin/faults", "POST", admin.set_faults),
         ("/admin/faults", "DELETE", admin.clear_faults),
     ]
-    return [Route(path, handler, methods=[method]) for path, method, handler in table]
+    return [
+        Route(path, _bad_input_is_400(handler), methods=[method])
+        for path, method, handler in table
+    ]
+
+
+def _bad_input_is_400(handler: Handler) -> Handler:
+    """Answer 400, not a server crash, to a body or value that does not parse."""
+
+    async def guarded(request: Request) -> JSONResponse:
+        try:
+            return await handler(request)
+        except (ValueError, TypeError) as exc:
+            return _error(f"bad request body: {exc}")
+
+    return guarded
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -265,7 +265,8 @@ class Api:
         state = self.state
         state.counters["ws_connects"] += 1
         token = (socket.query_params.get("token") or "").lower()
-        device_key = socket.query_params.get("dk")
+        # Cut like the HTTP endpoints, so one long key binds the same everywhere.
+        device_key = (socket.query_params.get("dk") or "")[:64] or None
         screen = state.screens.get(token)
         origin = socket.headers.get("origin")
         host = socket.headers.get("host", "")
@@ -294,12 +295,13 @@ class Api:
         beat = None if silent else asyncio.create_task(self._heartbeat(socket))
         try:
             while True:
-                raw = await socket.receive_text()
+                message = await socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
                 if silent or state.faults.get("ws_silent"):
                     continue
-                with contextlib.suppress(ValueError):
-                    if json.loads(raw).get("type") == "ping":
-                        await socket.send_text('{"type":"pong"}')
+                if _is_ping(message.get("text")):
+                    await socket.send_text('{"type":"pong"}')
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -348,6 +350,17 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     return value == etag.strip('"')
+
+
+def _is_ping(raw: str | None) -> bool:
+    """True for a text frame holding a JSON object of type ping; never raises."""
+    if raw is None:
+        return False
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "ping"
 
 
 def _display_html(token: str) -> str:

@@ -1,0 +1,190 @@
+"""The admin API, StubServer's lifecycle and the kiosk-stub command."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import connect
+
+from server_stub.state import StubState
+from server_stub.testing import StubServer
+from tests.stub.helpers import DK, recv_json, snapshot_path, status_path, ws_url
+
+KIOSK_STUB = str(Path(sys.executable).parent / "kiosk-stub")
+
+
+def test_edit_changes_the_snapshot(stub: StubServer, http: httpx.Client) -> None:
+    """A dotted-path edit shows in the next snapshot under a new revision."""
+    before = stub.state.revision
+
+    answer = stub.admin(
+        "POST", "/admin/edit", {"path": "settings.name", "value": "Test School"}
+    )
+
+    body = http.get(snapshot_path(stub.token, dk=DK)).json()
+    assert answer["revision"] == before + 1
+    assert body["settings"]["name"] == "Test School"
+    assert body["meta"]["schedule_revision"] == before + 1
+
+
+def test_edit_without_value_is_400(stub: StubServer, http: httpx.Client) -> None:
+    """An edit lacking value is refused with 400."""
+    response = http.post("/admin/edit", json={"path": "settings.name"})
+
+    assert response.status_code == 400
+
+
+def test_announce_shows_in_snapshot(stub: StubServer, http: httpx.Client) -> None:
+    """An announcement appears in the next live snapshot."""
+    stub.admin("POST", "/admin/announce", {"title": "Fire drill", "body": "10:00"})
+
+    items = http.get(snapshot_path(stub.token, dk=DK)).json()["announcements"]
+
+    assert any(item["title"] == "Fire drill" for item in items)
+
+
+def test_unbind_without_token_releases_all(
+    stub: StubServer, http: httpx.Client
+) -> None:
+    """/admin/unbind with no token releases every screen."""
+    http.get(status_path(stub.token, dk=DK))
+
+    bindings = stub.admin("POST", "/admin/unbind")
+
+    assert bindings == {stub.token: None}
+
+
+def test_revision_can_go_down(stub: StubServer, http: httpx.Client) -> None:
+    """/admin/revision sets a lower revision, seen by status and snapshot."""
+    stub.admin("POST", "/admin/revision", {"revision": 3})
+
+    status = http.get(status_path(stub.token, dk=DK, v="57")).json()
+    snapshot = http.get(snapshot_path(stub.token, dk=DK))
+
+    assert status["schedule_revision"] == 3
+    assert snapshot.json()["meta"]["schedule_revision"] == 3
+    assert snapshot.headers["X-Revision"] == "3"
+
+
+def test_revision_must_be_an_integer(stub: StubServer, http: httpx.Client) -> None:
+    """A non-integer revision is refused with 400."""
+    assert http.post("/admin/revision", json={"revision": "9"}).status_code == 400
+    assert http.post("/admin/revision", json={"revision": True}).status_code == 400
+
+
+def test_state_counts_requests(stub: StubServer, http: httpx.Client) -> None:
+    """/admin/state counts status and snapshot requests."""
+    for _ in range(2):
+        http.get(status_path(stub.token, dk=DK))
+    http.get(snapshot_path(stub.token, dk=DK))
+
+    state = stub.admin("GET", "/admin/state")
+
+    assert state["counters"]["status"] == 2
+    assert state["counters"]["snapshot"] == 1
+    assert state["revision"] == stub.state.revision
+    assert state["bindings"] == {stub.token: DK}
+
+
+def test_unknown_fault_is_400(stub: StubServer, http: httpx.Client) -> None:
+    """An unknown fault name is refused with 400 and nothing switched on."""
+    response = http.post("/admin/faults", json={"building": True, "gremlins": True})
+
+    assert response.status_code == 400
+    assert "gremlins" in response.json()["error"]
+    assert stub.state.faults == {}
+
+
+def test_malformed_admin_body_is_400(stub: StubServer, http: httpx.Client) -> None:
+    """A body that is not a JSON object is refused with 400, not a crash."""
+    broken = http.post("/admin/faults", content=b"{not json")
+    listed = http.post("/admin/faults", json=["building"])
+
+    assert broken.status_code == 400
+    assert listed.status_code == 400
+
+
+def test_unknown_flag_token_is_400(stub: StubServer, http: httpx.Client) -> None:
+    """Flags for a token the stub does not know are refused."""
+    response = http.post("/admin/flags", json={"token": "0" * 64, "refresh": True})
+
+    assert response.status_code == 400
+
+
+def test_clock_needs_an_offset(stub: StubServer, http: httpx.Client) -> None:
+    """A clock time without a UTC offset is refused."""
+    response = http.post("/admin/clock", json={"now": "2026-04-22T09:00:00"})
+
+    assert response.status_code == 400
+
+
+async def test_stop_returns_quickly_with_an_open_socket() -> None:
+    """stop() returns within 2 s while a WebSocket is still open."""
+    server = await asyncio.to_thread(StubServer(state=StubState()).start)
+    async with connect(ws_url(server), origin=server.url) as socket:  # type: ignore[arg-type]
+        await socket.send('{"type":"ping"}')
+        assert (await recv_json(socket))["type"] == "pong"
+
+        started = time.monotonic()
+        await asyncio.to_thread(server.stop)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 2.0
+
+
+def test_cli_help_explains_itself() -> None:
+    """kiosk-stub --help exits 0 and describes the stub and its options."""
+    result = subprocess.run(
+        [KIOSK_STUB, "--help"], capture_output=True, text=True, timeout=20
+    )
+
+    assert result.returncode == 0
+    assert "school display server" in result.stdout
+    assert "--port" in result.stdout
+    assert "--no-rate-limit" in result.stdout
+
+
+def test_cli_rejects_a_bad_token() -> None:
+    """kiosk-stub --token with a wrong length exits with a usage error."""
+    result = subprocess.run(
+        [KIOSK_STUB, "--port", "0", "--token", "abc"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+    assert result.returncode == 2
+    assert "--token" in result.stderr
+
+
+def test_cli_prints_url_and_token_and_stops_on_sigterm() -> None:
+    """kiosk-stub --port 0 prints a working URL and its token, then exits on TERM."""
+    process = subprocess.Popen(
+        [KIOSK_STUB, "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url_line = process.stdout.readline()
+        token_line = process.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", url_line)
+        token = re.search(r"screen token ([0-9a-f]{64})", token_line)
+        assert url is not None
+        assert token is not None
+        state = httpx.get(url.group(0) + "/admin/state", timeout=5).json()
+        assert state["screens"][0]["token_hint"] == token.group(1)[:6]
+
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert code == 0
