@@ -52,6 +52,8 @@ class Rejection(StrEnum):
     SCREEN_BOUND = "screen_bound"
     TOKEN_INVALID = "token_invalid"
     DEVICE_REQUIRED = "device_required"
+    # A WebSocket handshake 403 does not say why; HTTP is asked instead.
+    PUSH_REFUSED = "push_refused"
 
 
 class Verdict(StrEnum):

@@ -60,12 +60,16 @@ FOLLOW_UP_S = 4.0
 RESET_CONFIRM_S = 300.0
 # How soon to ask again after the server sent an older body than the one shown.
 OLDER_RETRY_S = 30.0
+# How soon to ask again when a 304 comes with a newer revision header.
+NOT_MODIFIED_RETRY_S = 3.0
 WAKE_JITTER_MAX_S = 30.0
 # Pauses between the fetches made at a day boundary (server cache lasts ~5 min).
 BOUNDARY_REFETCH_S = (0.0, 150.0, 210.0)
 IDENTITY_RETRY_S = 30.0
 PAIRING_RECHECK_S = 5.0
 HOUSEKEEPING_S = 5.0
+# How long a refused WebSocket rests before it is tried again while HTTP works.
+PUSH_REARM_S = 300.0
 PAIRING_HELP = (
     "To pair it, run  kiosk-agent pair <token or display URL>  on this device, "
     "or put kiosk-agent.toml with server_url and token on the boot partition "
@@ -115,6 +119,9 @@ class Coordinator:
         self._background: set[asyncio.Task[Any]] = set()
         self._boundaries_changed = asyncio.Event()
         self._rendered_offset_ms = 0.0
+        self._rejection: Rejection | None = None
+        self._not_ready = False
+        self._push_stopped_at = 0.0
 
     @property
     def _applied_revision(self) -> int | None:
@@ -269,6 +276,16 @@ class Coordinator:
         outcome = await self._api.snapshot(etag)
         self._status.update(last_poll_at=utc_now_iso())
         if isinstance(outcome, SnapshotNotModified):
+            # Our ETag still matches, yet the school moved on: the server is
+            # serving an old body while it rebuilds.
+            applied = self._applied_revision
+            newer = outcome.revision
+            if newer is not None and applied is not None and newer > applied:
+                raise NotReadyError(
+                    f"server is at revision {newer} but still serves the body "
+                    f"of {applied}",
+                    retry_after_s=NOT_MODIFIED_RETRY_S,
+                )
             self._push_started_at = None
             return Result.UNCHANGED
         if isinstance(outcome, SnapshotPlaceholder):
@@ -369,24 +386,35 @@ class Coordinator:
                 "The server did not receive this screen's device key.",
             ),
         }[exc.code]
-        if self._notice is not kind:
+        if self._rejection is not exc.code:
             log.warning("screen_rejected", reason=exc.code.value, message=str(exc))
+        self._rejection = exc.code
+        # The screen first, then status.json: status must not run ahead of it.
+        await self._notice_screen(kind, text, hint=key_hint(self._device_key))
         self._status.update(
-            notice=kind.value,
             last_error={
                 "code": exc.code.value,
                 "message": str(exc),
                 "at": utc_now_iso(),
             },
         )
-        await self._notice_screen(kind, text, hint=key_hint(self._device_key))
 
     # -- poller callbacks ---------------------------------------------------
 
     def _on_poll_failure(self, error: BaseException, retry_in_s: float) -> None:
         if isinstance(error, NotReadyError):
-            log.debug(
+            # Not an outage, but a technician should see why the screen lags.
+            first = not self._not_ready
+            self._not_ready = True
+            (log.info if first else log.debug)(
                 "snapshot_not_ready", error=describe(error), retry_in_s=retry_in_s
+            )
+            self._status.update(
+                last_error={
+                    "code": "not_ready",
+                    "message": describe(error),
+                    "at": utc_now_iso(),
+                }
             )
             return
         message = describe(error)
@@ -406,26 +434,49 @@ class Coordinator:
         self._spawn(self._render(), "render-offline")
 
     def _on_poll_success(self) -> None:
-        recovered = self._offline_since is not None or self._notice is not None
+        """A check went through: clear outage and rejection, re-arm push."""
+        if self._not_ready:
+            self._not_ready = False
+            log.info("snapshot_ready")
+            self._status.update(last_error=None)
+        recovered = self._offline_since is not None or self._rejection is not None
         if self._offline_since is not None:
             seconds = (datetime.now(UTC) - self._offline_since).total_seconds()
             log.info("server_recovered", offline_s=round(seconds))
             self._offline_since = None
             self._status.update(offline_since=None, last_error=None)
-        if self._notice is not None and self._notice is not NoticeKind.WAITING:
-            log.info("screen_accepted")
-        if recovered:
+        if self._rejection is not None:
+            log.info("screen_accepted", was=self._rejection.value)
+            self._rejection = None
+            self._status.update(last_error=None)
+        if self._notice is not None:
             self._notice = None
             self._status.update(notice=None)
+            recovered = True
+        if recovered:
             self._spawn(self._render(), "render-recovered")
-            # Evidence the network and the server are back: push may work again.
-            listener = self._listener
-            if listener is None or listener.state in (
-                PushState.GIVEN_UP,
-                PushState.REJECTED,
-            ):
-                self._push_armed = True
-                self._push_changed.set()
+        self._maybe_rearm_push(recovered)
+
+    def _maybe_rearm_push(self, recovered: bool) -> None:
+        """Try push again after evidence of recovery, or after a quiet while.
+
+        A listener that gave up or was refused waits for a poll that succeeds
+        after a failure; a refused one is also retried every PUSH_REARM_S while
+        HTTP works, since a refusal can be the server's passing state.
+        """
+        listener = self._listener
+        if listener is None or listener.state not in (
+            PushState.GIVEN_UP,
+            PushState.REJECTED,
+        ):
+            return
+        waited = time.monotonic() - self._push_stopped_at
+        if recovered or (
+            listener.state is PushState.REJECTED and waited >= PUSH_REARM_S
+        ):
+            log.info("push_rearmed", after=listener.state.value)
+            self._push_armed = True
+            self._push_changed.set()
 
     def _on_schedule(self, interval_s: float, due_monotonic: float) -> None:
         due_wall = time.time() + (due_monotonic - time.monotonic())
@@ -485,6 +536,7 @@ class Coordinator:
             if task in done:
                 # Given up or rejected: wait for evidence before trying again.
                 self._push_armed = False
+                self._push_stopped_at = time.monotonic()
             else:
                 log.info("push_stopped", reason="disabled by the server")
                 listener.state = PushState.DISABLED

@@ -193,7 +193,7 @@ class PushListener:
             code = exc.response.status_code
             if code == 403:
                 raise RejectedError(
-                    Rejection.TOKEN_INVALID, "WebSocket refused at the handshake (403)"
+                    Rejection.PUSH_REFUSED, "WebSocket refused at the handshake (403)"
                 ) from exc
             raise TransientError(f"WebSocket handshake answered {code}") from exc
         except ConnectionClosed as exc:
@@ -270,7 +270,7 @@ class PushListener:
         rejection = _REJECT_CODES.get(code)
         if rejection is not None:
             raise RejectedError(rejection, f"WebSocket closed with {code}") from exc
-        log.info("push_closed", code=code)
+        log.debug("push_closed", code=code)
         if not useful:
             raise TransientError(f"WebSocket closed with {code} at once") from exc
 

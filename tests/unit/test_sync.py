@@ -311,3 +311,29 @@ async def test_day_boundary_refetches_although_the_revision_did_not_change(
         await until(lambda: route.call_count == 2, timeout_s=3)
 
     assert route.calls.last.request.headers["If-None-Match"] == '"e60"'
+
+
+@respx.mock
+async def test_not_modified_with_a_newer_revision_is_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 304 whose X-Revision is newer than the screen's is retried, not trusted."""
+    monkeypatch.setattr(poller, "ERROR_BACKOFF_MIN_S", 0.05)
+    monkeypatch.setattr(sync, "NOT_MODIFIED_RETRY_S", 0.05)
+    SnapshotStore(tmp_path).save(snapshot(69), etag='"e69"', revision=69)
+    respx.get(STATUS).respond(
+        200, json={"fetch_required": True, "schedule_revision": 70}
+    )
+    respx.get(SNAPSHOT).mock(
+        side_effect=[
+            httpx.Response(304, headers={"X-Revision": "70"}),
+            snapshot_response(70, "Rebuilt"),
+        ]
+    )
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: any(v.revision == 70 for v in renderer.shown()))
+
+    cached = SnapshotStore(tmp_path).load()
+    assert cached is not None and cached.revision == 70
