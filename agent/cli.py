@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from agent import __version__, logs
-from agent.config import Settings, load_settings
+from agent.config import Settings, load_settings, load_settings_leniently
 from agent.errors import ConfigError, KioskError
 from agent.render.base import Renderer
 
@@ -191,13 +191,27 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(
-        args,
+    # The main job never stops on bad settings: a kiosk that exits shows a
+    # black screen (and under systemd, a restart loop). Each bad source or key
+    # is logged and falls back to its default instead.
+    settings, problems = load_settings_leniently(
+        args.config,
+        server_url=args.server,
+        token=args.token,
+        state_dir=args.state_dir,
+        log_level=args.log_level,
+        log_format=args.log_format,
         renderer=args.renderer,
         push_enabled=False if args.no_push else None,
     )
     logs.configure(settings.log_level, settings.log_format)
-    _check_state_dir(settings.state_dir)
+    for problem in problems:
+        log.error("config_invalid", detail=problem)
+    try:
+        _check_state_dir(settings.state_dir)
+    except ConfigError as exc:
+        # The cached schedule may still be readable; show it and say why.
+        log.error("state_dir_unwritable", detail=str(exc))
     return run_agent(settings)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -130,34 +130,104 @@ def load_settings(
     is not valid TOML, an unknown key or a bad value raises :class:`ConfigError`
     naming the key and where it came from.
     """
+    return _load(config_file, environ, flags, lenient=False)[0]
+
+
+def load_settings_leniently(
+    config_file: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **flags: Any,
+) -> tuple[Settings, list[str]]:
+    """Like :func:`load_settings`, but a bad source or key falls back to defaults.
+
+    For the kiosk's main job: a typo in agent.toml must not turn a classroom
+    screen black or into a restart loop. Returns the settings and one sentence
+    per thing that was ignored, for the caller to log.
+    """
+    return _load(config_file, environ, flags, lenient=True)
+
+
+def _load(
+    config_file: Path | None,
+    environ: Mapping[str, str] | None,
+    flags: Mapping[str, Any],
+    *,
+    lenient: bool,
+) -> tuple[Settings, list[str]]:
     env = os.environ if environ is None else environ
+    problems: list[str] = []
+
+    def guard(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return read()
+        except ConfigError as exc:
+            if not lenient:
+                raise
+            problems.append(f"{exc}; ignored")
+            return {}
+
     explicit = config_file is not None or f"{ENV_PREFIX}CONFIG" in env
     path = config_file or Path(env.get(f"{ENV_PREFIX}CONFIG", str(DEFAULT_CONFIG)))
     layers = [
-        (f"config file {path}", _read_toml(path, required=explicit)),
-        ("environment", _read_env(env)),
+        (f"config file {path}", guard(lambda: _read_toml(path, required=explicit))),
+        ("environment", _read_env(env, problems if lenient else None)),
         ("command line", {k: v for k, v in flags.items() if v is not None}),
     ]
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for source, values in layers:
+        unknown = sorted(set(values) - set(Settings.model_fields))
+        if unknown and not lenient:
+            raise ConfigError(
+                f"{source}: unknown key(s) {', '.join(unknown)}; "
+                f"known keys are {', '.join(Settings.model_fields)}"
+            )
+        problems += [f"{source}: unknown key {key}; ignored" for key in unknown]
         for key, value in values.items():
-            merged[key] = value
-            origin[key] = source
-    try:
-        return Settings(**merged)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, origin)) from None
+            if key not in unknown:
+                merged[key] = value
+                origin[key] = source
+    # Each round drops the keys the last one rejected; a few rounds suffice.
+    for _ in range(len(Settings.model_fields)):
+        try:
+            return Settings(**merged), problems
+        except ValidationError as exc:
+            if not lenient:
+                raise ConfigError(_explain(exc, origin)) from None
+            bad = _bad_keys(exc, merged)
+            if not bad:
+                raise ConfigError(_explain(exc, origin)) from None
+            problems.append(f"{_explain(exc, origin)}; default used")
+            for key in bad:
+                merged.pop(key, None)
+    raise ConfigError("settings could not be made valid")
 
 
-def _read_env(env: Mapping[str, str]) -> dict[str, str]:
+def _bad_keys(exc: ValidationError, merged: Mapping[str, Any]) -> set[str]:
+    """Keys named by the errors, or by a cross-field rule's message."""
+    bad = set()
+    for error in exc.errors():
+        if error["loc"]:
+            bad.add(str(error["loc"][0]))
+        else:
+            bad.update(key for key in merged if key in error["msg"])
+    return bad
+
+
+def _read_env(env: Mapping[str, str], problems: list[str] | None) -> dict[str, str]:
+    """``KIOSK_AGENT_*`` values; unknown names raise, or are noted if lenient."""
     values = {}
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
             continue
         key = name.removeprefix(ENV_PREFIX).lower()
         if key not in Settings.model_fields:
-            raise ConfigError(f"environment variable {name}: unknown setting")
+            message = f"environment variable {name}: unknown setting"
+            if problems is None:
+                raise ConfigError(message)
+            problems.append(f"{message}; ignored")
+            continue
         values[key] = value
     return values
 
@@ -170,16 +240,12 @@ def _read_toml(path: Path, *, required: bool) -> dict[str, Any]:
         if required:
             raise ConfigError(f"config file {path} does not exist") from None
         return {}
-    except PermissionError:
-        raise ConfigError(f"config file {path} is not readable") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(Settings.model_fields))
-    if unknown:
-        raise ConfigError(
-            f"config file {path}: unknown key(s) {', '.join(unknown)}; "
-            f"known keys are {', '.join(Settings.model_fields)}"
-        )
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
     return data
 
 

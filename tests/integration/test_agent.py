@@ -377,3 +377,19 @@ def test_systemd_hears_ready_status_and_watchdog(
     assert messages[0].startswith("READY=1") or "READY=1" in messages[0]
     assert "WATCHDOG=1" in joined
     assert "STATUS=showing revision" in joined
+
+
+def test_bad_config_is_logged_and_the_screen_still_runs(
+    agent_factory: AgentFactory, tmp_path: Path
+) -> None:
+    """A typo in agent.toml falls back to defaults instead of a black screen."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('poll_min_s = "soon"\nbrightness = 3\n')
+
+    agent = agent_factory(env={"KIOSK_AGENT_CONFIG": str(bad)})
+
+    wait_first_render(agent)
+    problems = [e["detail"] for e in agent.events("config_invalid")]
+    assert any("poll_min_s" in p for p in problems)
+    assert any("brightness" in p for p in problems)
+    assert agent.alive()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_settings, normalize_token
+from agent.config import load_settings, load_settings_leniently, normalize_token
 from agent.errors import ConfigError
 
 TOKEN = "ab" * 32
@@ -110,3 +110,48 @@ def test_server_url_trailing_slash_is_dropped() -> None:
     """URLs are normalised so paths join cleanly."""
     settings = load_settings(environ={}, server_url="https://school.example/")
     assert settings.server_url == "https://school.example"
+
+
+def test_lenient_loading_drops_only_what_is_bad(tmp_path: Path) -> None:
+    """For the main job, a bad key falls back to its default and is reported."""
+    path = _toml(tmp_path, 'poll_min_s = "soon"\ncolour = 3\nrenderer = "headless"\n')
+
+    settings, problems = load_settings_leniently(
+        path, environ={"KIOSK_AGENT_NOPE": "1", "KIOSK_AGENT_POLL_MAX_S": "30"}
+    )
+
+    assert settings.renderer == "headless" and settings.poll_max_s == 30.0
+    assert settings.poll_min_s == 8.0
+    assert any("poll_min_s" in p for p in problems)
+    assert any("colour" in p for p in problems)
+    assert any("KIOSK_AGENT_NOPE" in p for p in problems)
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00", b"poll_min_s = = 1"])
+def test_lenient_loading_ignores_an_unreadable_file(
+    tmp_path: Path, content: bytes
+) -> None:
+    """A file that is not UTF-8 or not TOML is ignored as a whole, with a reason."""
+    path = tmp_path / "agent.toml"
+    path.write_bytes(content)
+
+    settings, problems = load_settings_leniently(path, environ={})
+
+    assert settings.poll_min_s == 8.0
+    assert len(problems) == 1 and str(path) in problems[0]
+
+
+def test_directory_as_config_is_a_clear_error(tmp_path: Path) -> None:
+    """--config naming a directory says so instead of a traceback."""
+    with pytest.raises(ConfigError, match=str(tmp_path)):
+        load_settings(tmp_path, environ={})
+
+
+def test_lenient_cross_field_error_drops_both_keys() -> None:
+    """poll_min_s above poll_max_s falls back to both defaults."""
+    settings, problems = load_settings_leniently(
+        environ={}, poll_min_s=50, poll_max_s=40
+    )
+
+    assert (settings.poll_min_s, settings.poll_max_s) == (8.0, 45.0)
+    assert problems
