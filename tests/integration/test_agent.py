@@ -384,12 +384,12 @@ def test_bad_config_is_logged_and_the_screen_still_runs(
 ) -> None:
     """A typo in agent.toml falls back to defaults instead of a black screen."""
     bad = tmp_path / "bad.toml"
-    bad.write_text('poll_min_s = "soon"\nbrightness = 3\n')
+    bad.write_text('request_timeout_s = "soon"\nbrightness = 3\n')
 
     agent = agent_factory(env={"KIOSK_AGENT_CONFIG": str(bad)})
 
     wait_first_render(agent)
     problems = [e["detail"] for e in agent.events("config_invalid")]
-    assert any("poll_min_s" in p for p in problems)
+    assert any("request_timeout_s" in p for p in problems)
     assert any("brightness" in p for p in problems)
     assert agent.alive()
