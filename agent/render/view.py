@@ -304,10 +304,11 @@ def build_view(
     announcements = _announcements(snap.get("announcements"))
     duty_box = _mapping(snap.get("duty"))
     tz_offset_min = _tz_offset_min(now, meta)
+    # The school's own text sets the layout; announcements may be in any
+    # language and each takes its direction from its own first letters.
     rtl = _mostly_arabic(
         [_text(settings.get("name")), state.label, *copy.values()]
         + [b.label for b in blocks]
-        + [a.title + a.body for a in announcements]
     )
     labels = LABELS_AR if rtl else LABELS_EN
 

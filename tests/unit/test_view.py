@@ -250,3 +250,16 @@ def test_notice_view_has_title_text_and_hint() -> None:
 
     assert data["notice"] == "screen_bound" and data["hint"] == "3f9a1c2e"
     assert data["title"] and data["text"] == "Ask the office."
+
+
+def test_english_announcements_do_not_flip_an_arabic_school() -> None:
+    """Direction comes from the school's own text, not from announcements."""
+    snapshot = json.loads((FIXTURES / "snapshot-period.json").read_text("utf-8"))
+    snapshot["announcements"] = [
+        {"id": n, "title": "Sports day " * 30, "body": "Bring water " * 30}
+        for n in range(3)
+    ]
+
+    view = build_view(snapshot)
+
+    assert view.dir == "rtl" and view.lang == "ar"
