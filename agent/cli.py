@@ -316,8 +316,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     data = read_status(settings.state_dir)
     if data is None:
         print(
-            f"No status in {settings.state_dir}: the agent has not run here yet "
-            "(or use --state-dir).",
+            f"No readable status.json in {settings.state_dir}: the agent has not "
+            "run with this state directory yet (or use --state-dir).",
             file=sys.stderr,
         )
         return EXIT_FAILED

@@ -130,6 +130,16 @@ async def check_token(ctx: Context) -> Finding:
     parts = urlsplit(pairing.server_url)
     ctx.host = parts.hostname
     ctx.port = parts.port or (443 if parts.scheme == "https" else 80)
+    token_path = ctx.settings.token_path
+    if ctx.settings.token is None and token_path.exists():
+        mode = stat.S_IMODE(token_path.stat().st_mode)
+        if mode & 0o077:
+            return Finding(
+                "token",
+                Level.FAIL,
+                f"{token_path} has mode {mode:04o}: other users can read the token",
+                f"chmod 600 {token_path}",
+            )
     return Finding(
         "token", Level.OK, f"token {pairing.token[:6]}… for {pairing.server_url}"
     )

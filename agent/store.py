@@ -86,7 +86,10 @@ class SnapshotStore:
             return None
         try:
             return _parse(record)
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            log.warning("cache_invalid", file=path.name, error=f"missing field {exc}")
+            return None
+        except (TypeError, ValueError) as exc:
             log.warning("cache_invalid", file=path.name, error=str(exc))
             return None
 

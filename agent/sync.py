@@ -138,12 +138,9 @@ class Coordinator:
         self._notifier.ready(self._status_line())
 
         self._device_key = await self._load_identity()
+        self._status.update(device_key_hint=key_hint(self._device_key))
         self._pairing = await self._wait_for_pairing()
-        self._status.update(
-            paired=True,
-            server=self._pairing.server_url,
-            device_key_hint=key_hint(self._device_key),
-        )
+        self._status.update(paired=True, server=self._pairing.server_url)
         log.info(
             "agent_started",
             server=self._pairing.server_url,

@@ -82,6 +82,15 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+def _int(value: object) -> int:
+    """An announcement id as a number; ids a test chose freely count as 0."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return 0
+
+
 def _error(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
 
@@ -117,9 +126,7 @@ class Admin:
         if not isinstance(body.get("title"), str):
             return _error("title (a string) is required")
         items = self.state.school.data.setdefault("announcements", [])
-        ident = (
-            body.get("id") or max((int(a.get("id", 0)) for a in items), default=0) + 1
-        )
+        ident = body.get("id") or max((_int(a.get("id")) for a in items), default=0) + 1
         item = {
             "id": ident,
             "title": body["title"],
