@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -47,6 +48,7 @@ def run_demo(
     from agent.cli import run_agent
     from server_stub.testing import StubServer
 
+    temporary = state_dir is None
     state_dir = state_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     chosen = choose_renderer(renderer)
     logs.configure(log_level, "auto")
@@ -66,6 +68,7 @@ def run_demo(
             f"demo: renderer {chosen}"
             + (
                 f"; open {state_dir / 'screen.html'} in a browser to see the screen"
+                " (removed when the demo ends; keep it with --state-dir)"
                 if chosen == "headless"
                 else ""
             )
@@ -90,6 +93,8 @@ def run_demo(
             if timer is not None:
                 timer.cancel()
             editor.join(timeout=5)
+            if temporary:
+                shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _edit_loop(stub: StubServer, every_s: float, stop: threading.Event) -> None:
