@@ -122,6 +122,7 @@ class Coordinator:
         self._rejection: Rejection | None = None
         self._not_ready = False
         self._push_stopped_at = 0.0
+        self._render_failed = False
 
     @property
     def _applied_revision(self) -> int | None:
@@ -588,11 +589,10 @@ class Coordinator:
                 self._push_was_healthy = healthy
                 self._poller_reschedule()
             # The page runs on the offset it was last given; an NTP step or a
-            # first server reading after an offline boot needs a new one.
-            if (
-                abs(self._clock.offset_ms - self._rendered_offset_ms)
-                > CLOCK_RERENDER_MS
-            ):
+            # first server reading after an offline boot needs a new one. A
+            # render that failed (a full disk, a busy web view) is tried again.
+            drift = abs(self._clock.offset_ms - self._rendered_offset_ms)
+            if drift > CLOCK_RERENDER_MS or self._render_failed:
                 await self._render()
             self._notifier.watchdog()
             self._notifier.status(self._status_line())
@@ -675,7 +675,8 @@ class Coordinator:
         except Exception:
             log.exception("view_build_failed", revision=self._cached.revision)
             return
-        if await self._guard(self._renderer.show(view)):
+        self._render_failed = not await self._guard(self._renderer.show(view))
+        if not self._render_failed:
             self._status.update(
                 rendered_revision=self._cached.revision, rendered_at=utc_now_iso()
             )

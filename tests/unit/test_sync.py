@@ -337,3 +337,30 @@ async def test_not_modified_with_a_newer_revision_is_asked_again(
 
     cached = SnapshotStore(tmp_path).load()
     assert cached is not None and cached.revision == 70
+
+
+@respx.mock
+async def test_a_failed_render_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A screen write that failed (say, a full disk) is retried by housekeeping."""
+    monkeypatch.setattr(sync, "HOUSEKEEPING_S", 0.05)
+    SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
+    respx.get(SNAPSHOT).respond(304, headers={"X-Revision": "60"})
+    respx.get(STATUS).respond(304, headers={"X-Schedule-Revision": "60"})
+
+    class FullDisk(FakeRenderer):
+        failures = 2
+
+        async def show(self, view: View) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError(28, "No space left on device")
+            await super().show(view)
+
+    renderer = FullDisk()
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: renderer.shown())
+
+    assert renderer.failures == 0
+    assert renderer.shown()[0].revision == 60
