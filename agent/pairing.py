@@ -26,6 +26,7 @@ from agent.transport.http import system_tls
 
 SERVER_FILE = "server_url"
 FIRSTBOOT_FILE = "firstboot.toml"
+NOT_PAIRED = "This screen is not paired yet."
 # Where an image builder or IT person drops server and token before first boot.
 # Under systemd a root helper moves it into the state directory first, since the
 # boot partition is not the agent's to change.
@@ -55,7 +56,7 @@ class PairingStore:
         else:
             raw = self._read(self._token_path)
             if raw is None:
-                return None, "This screen is not paired yet."
+                return None, NOT_PAIRED
             token = normalize_token(raw)
             if token is None:
                 return None, (

@@ -24,7 +24,7 @@ from agent.errors import NotReadyError, RejectedError, Rejection
 from agent.health import Notifier
 from agent.identity import IdentityError, key_hint, load_or_create
 from agent.netinfo import describe_device
-from agent.pairing import Pairing, PairingStore
+from agent.pairing import NOT_PAIRED, Pairing, PairingStore
 from agent.redact import token_hint
 from agent.render.base import NoticeKind, Renderer
 from agent.render.view import build_view
@@ -228,9 +228,13 @@ class Coordinator:
                 self._status.update(
                     paired=False, last_error={"code": "unpaired", "message": problem}
                 )
+                # The notice's title already says "not paired"; other problems
+                # (a damaged token file) are worth a line of their own.
+                lines = [] if problem == NOT_PAIRED else [problem]
+                lines += [PAIRING_HELP, f"This device: {describe_device()}"]
                 await self._notice_screen(
                     NoticeKind.UNPAIRED,
-                    f"{problem}\n{PAIRING_HELP}\nThis device: {describe_device()}",
+                    "\n".join(lines),
                     hint=key_hint(self._device_key),
                 )
             await asyncio.sleep(PAIRING_RECHECK_S)
