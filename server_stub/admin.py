@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -14,6 +16,8 @@ from server_stub.state import StubState
 
 if TYPE_CHECKING:
     from server_stub.app import Api
+
+log = structlog.get_logger(__name__)
 
 FAULTS = frozenset(
     {
@@ -39,6 +43,7 @@ Handler = Callable[[Request], Awaitable[JSONResponse]]
 
 
 def admin_routes(state: StubState, api: Api) -> list[Route]:
+    """The /admin/ routes, each answering only loopback clients."""
     admin = Admin(state, api)
     table: list[tuple[str, str, Handler]] = [
         ("/admin/state", "GET", admin.get_state),
@@ -55,7 +60,7 @@ def admin_routes(state: StubState, api: Api) -> list[Route]:
         ("/admin/faults", "DELETE", admin.clear_faults),
     ]
     return [
-        Route(path, _bad_input_is_400(handler), methods=[method])
+        Route(path, _loopback_only(_bad_input_is_400(handler)), methods=[method])
         for path, method, handler in table
     ]
 
@@ -72,7 +77,30 @@ def _bad_input_is_400(handler: Handler) -> Handler:
     return guarded
 
 
+def _loopback_only(handler: Handler) -> Handler:
+    """Refuse with 403 any client that is not on this machine."""
+
+    async def guarded(request: Request) -> JSONResponse:
+        host = request.client.host if request.client else ""
+        if not _is_loopback(host):
+            return JSONResponse(
+                {"error": "admin API is loopback only"}, status_code=403
+            )
+        return await handler(request)
+
+    return guarded
+
+
+def _is_loopback(host: str) -> bool:
+    """True for a loopback address (127.0.0.0/8, ::1); False for anything else."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def _body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; an empty body is {}; raises ValueError else."""
     raw = await request.body()
     if not raw:
         return {}
@@ -92,10 +120,13 @@ def _int(value: object) -> int:
 
 
 def _error(message: str) -> JSONResponse:
+    """A 400 naming what was wrong with the request."""
     return JSONResponse({"error": message}, status_code=400)
 
 
 class Admin:
+    """The admin handlers; each changes ``state`` and answers JSON."""
+
     def __init__(self, state: StubState, api: Api) -> None:
         self.state = state
         self.api = api
@@ -201,20 +232,24 @@ class Admin:
         return JSONResponse({"revision": value})
 
     async def clock(self, request: Request) -> JSONResponse:
-        """Move the school's clock: {"now": ISO}, {"offset_s": N} or {"real": true}."""
+        """Set the clock: {"now": ISO} | {"offset_s": N} | {"real": true}, "frozen"?"""
         body = await _body(request)
+        frozen = body.get("frozen") is True
         if "now" in body:
             when = datetime.fromisoformat(str(body["now"]))
             if when.tzinfo is None:
                 return _error("now needs a UTC offset")
-            self.state.set_clock(now=when)
+            self.state.set_clock(now=when, frozen=frozen)
         elif "offset_s" in body:
-            self.state.set_clock(offset_s=float(body["offset_s"]))
+            self.state.set_clock(offset_s=float(body["offset_s"]), frozen=frozen)
         elif body.get("real") is True:
-            self.state.set_clock(real=True)
+            self.state.set_clock(real=True, frozen=frozen)
+        elif "frozen" in body:
+            self.state.set_clock(frozen=frozen)
         else:
-            return _error("give now, offset_s or real")
-        return JSONResponse({"now": self.state.now().isoformat()})
+            return _error("give now, offset_s, real or frozen")
+        now = self.state.school.local(self.state.now())
+        return JSONResponse({"now": now.isoformat(), "frozen": frozen})
 
     async def set_faults(self, request: Request) -> JSONResponse:
         """Switch faults on (merged with those already on); false switches one off."""
@@ -227,13 +262,15 @@ class Admin:
                 self.state.faults.pop(name, None)
             else:
                 self.state.faults[name] = value
-        if body.get("ws_drop"):
-            await self.api.close_sockets(1012)
-        if body.get("ws_refuse"):
+        log.info("faults_set", faults=sorted(self.state.faults))
+        # Sockets already open would never learn of these; close them as a
+        # restarting server would.
+        if body.get("ws_drop") or body.get("ws_refuse"):
             await self.api.close_sockets(1012)
         return JSONResponse(self.state.faults)
 
     async def clear_faults(self, request: Request) -> JSONResponse:
         """Switch every fault off."""
         self.state.faults.clear()
+        log.info("faults_cleared")
         return JSONResponse({})

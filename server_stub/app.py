@@ -9,6 +9,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -19,6 +20,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server_stub.admin import admin_routes
 from server_stub.state import TOKEN_RE, Screen, StubState
+
+log = structlog.get_logger(__name__)
 
 PORTAL_PAGE = (
     "<!doctype html><html><head><title>Guest Wi-Fi</title></head><body>"
@@ -52,16 +55,20 @@ def create_app(state: StubState) -> Starlette:
 
 
 def _403(body: dict[str, Any]) -> JSONResponse:
+    """A 403 with a JSON body, as the real server refuses."""
     return JSONResponse(body, status_code=403)
 
 
 class Api:
+    """The display endpoints (A2, A3, A5) and the pushes admin calls trigger."""
+
     def __init__(self, state: StubState) -> None:
         self.state = state
 
     # -- helpers ---------------------------------------------------------------
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Server time, school id and no-store, plus ``extra``."""
         headers = {
             "X-Server-Time-MS": str(self.state.now_ms()),
             "X-School-Id": str(self.state.school.school_id),
@@ -91,6 +98,7 @@ class Api:
         return None
 
     def _screen(self, token: str) -> tuple[Screen | None, Response | None]:
+        """The screen for ``token``, or the 403 the real server gives instead."""
         if not TOKEN_RE.fullmatch(token.lower()):
             return None, _403(
                 {"detail": "access_denied", "message": "Token format invalid"}
@@ -102,10 +110,12 @@ class Api:
 
     @staticmethod
     def _device_key(request: Request) -> str | None:
+        """The key from X-Display-Device or dk=, cut to 64 characters."""
         key = request.headers.get("X-Display-Device") or request.query_params.get("dk")
         return key[:64] if key else None
 
     def _bound_elsewhere(self) -> JSONResponse:
+        """The 403 for a key other than the one that owns the screen."""
         return _403(
             {
                 "detail": "screen_bound",
@@ -201,6 +211,7 @@ class Api:
         return JSONResponse(body, headers=headers)
 
     def _placeholder(self, state_type: str, cache: str) -> JSONResponse:
+        """A snapshot-shaped placeholder (BUILDING or config), not data."""
         now = self.state.now()
         school = self.state.school
         body: dict[str, Any] = {
@@ -209,8 +220,8 @@ class Api:
                 "weekday": school.local(now).isoweekday(),
                 "schedule_revision": self.state.revision,
                 "school_id": school.school_id,
-                "cache": "FALLBACK",
-                "reason": "queued",
+                "cache": "FALLBACK" if state_type == "BUILDING" else cache,
+                "reason": "queued" if state_type == "BUILDING" else cache.lower(),
             },
             "settings": {
                 "name": "",
@@ -236,7 +247,8 @@ class Api:
             "excellence": [],
             "announcements": [],
         }
-        return JSONResponse(body, headers=self._headers({"X-Snapshot-Cache": cache}))
+        headers = {"X-Snapshot-Cache": cache, "X-Revision": str(self.state.revision)}
+        return JSONResponse(body, headers=self._headers(headers))
 
     async def short_code_page(self, request: Request) -> Response:
         """The people-facing page; its body carries the real token."""
@@ -264,41 +276,28 @@ class Api:
         """A5: refusals at the handshake (403) or, in close style, after accept."""
         state = self.state
         state.counters["ws_connects"] += 1
-        token = (socket.query_params.get("token") or "").lower()
-        # Cut like the HTTP endpoints, so one long key binds the same everywhere.
-        device_key = (socket.query_params.get("dk") or "")[:64] or None
-        screen = state.screens.get(token)
-        origin = socket.headers.get("origin")
-        host = socket.headers.get("host", "")
-        code = None
-        if not token or not device_key:
-            code = 4400
-        elif screen is None or not origin or urlsplit(origin).netloc != host:
-            code = 4403
-        elif not state.claim(screen, device_key):
-            code = 4408
-        elif state.faults.get("ws_refuse") or not state.ws_enabled:
-            code = 4403
+        code = self._ws_refusal(socket)
         if code is not None:
+            log.info("ws_refused", code=code, style=state.ws_reject_style)
             if state.ws_reject_style == "close":
                 await socket.accept()
                 await socket.close(code)
             else:
                 await socket.close(1008)  # before accept: uvicorn answers HTTP 403
             return
+
         await socket.accept()
         if state.faults.get("ws_drop") == "always":
             await socket.close(1012)
             return
         state.sockets.add(socket)
-        silent = bool(state.faults.get("ws_silent"))
-        beat = None if silent else asyncio.create_task(self._heartbeat(socket))
+        beat = asyncio.create_task(self._heartbeat(socket), name="stub-heartbeat")
         try:
             while True:
                 message = await socket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                if silent or state.faults.get("ws_silent"):
+                if state.faults.get("ws_silent"):
                     continue
                 if _is_ping(message.get("text")):
                     await socket.send_text('{"type":"pong"}')
@@ -306,10 +305,31 @@ class Api:
             pass
         finally:
             state.sockets.discard(socket)
-            if beat is not None:
-                beat.cancel()
+            beat.cancel()
+
+    def _ws_refusal(self, socket: WebSocket) -> int | None:
+        """The close code a connection is refused with, or None to accept it."""
+        state = self.state
+        token = (socket.query_params.get("token") or "").lower()
+        # Cut like the HTTP endpoints, so one long key binds the same everywhere.
+        device_key = (socket.query_params.get("dk") or "")[:64]
+        screen = state.screens.get(token)
+        origin = socket.headers.get("origin")
+        host = socket.headers.get("host", "")
+        if not token or not device_key:
+            return 4400
+        if screen is None or not origin or urlsplit(origin).netloc != host:
+            return 4403
+        if not state.claim(screen, device_key):
+            return 4408
+        if state.faults.get("ws_refuse") or not state.ws_enabled:
+            return 4403
+        if state.max_sockets is not None and len(state.sockets) >= state.max_sockets:
+            return 4429
+        return None
 
     async def _heartbeat(self, socket: WebSocket) -> None:
+        """Send a heartbeat every ``heartbeat_s`` until the socket goes."""
         with contextlib.suppress(Exception):
             while True:
                 await asyncio.sleep(self.state.heartbeat_s)
@@ -318,14 +338,23 @@ class Api:
                 await socket.send_text('{"type":"heartbeat"}')
 
     async def broadcast(self, message: dict[str, Any], *, force: bool = False) -> bool:
-        """Send to every socket; inside the drop window a push is lost (False)."""
+        """Send to every socket; inside the drop window a push is lost (False).
+
+        ``force`` sends regardless of the window and leaves the window alone.
+        While ws_silent is on nothing reaches the sockets, as on a dead link.
+        """
         state = self.state
         loop_now = asyncio.get_running_loop().time()
-        if not force and loop_now - state.last_push_at < state.push_drop_window_s:
-            state.counters["pushes_dropped"] += 1
-            return False
-        state.last_push_at = loop_now
+        if not force:
+            if loop_now - state.last_push_at < state.push_drop_window_s:
+                state.counters["pushes_dropped"] += 1
+                log.info("push_dropped", kind=message.get("type"))
+                return False
+            state.last_push_at = loop_now
         state.counters["pushes"] += 1
+        log.info("push_sent", kind=message.get("type"), sockets=len(state.sockets))
+        if state.faults.get("ws_silent"):
+            return True
         text = json.dumps(message)
         for socket in list(state.sockets):
             try:
@@ -335,6 +364,7 @@ class Api:
         return True
 
     async def close_sockets(self, code: int) -> None:
+        """Close every open socket with ``code``."""
         for socket in list(self.state.sockets):
             with contextlib.suppress(Exception):
                 await socket.close(code)
@@ -364,6 +394,7 @@ def _is_ping(raw: str | None) -> bool:
 
 
 def _display_html(token: str) -> str:
+    """The display page carrying ``token`` in its body attributes."""
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>Display</title></head>"
         f'<body data-api-token="{token}" data-token="{token}">'

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 
-from server_stub.state import StubState
+from agent import logs
+from server_stub.state import TOKEN_RE, StubState, real_clock
 from server_stub.testing import StubServer
 
 
@@ -49,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="WebSocket heartbeat interval (default 20)",
     )
     parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log to stderr (default info)",
+    )
+    parser.add_argument(
         "--real-clock",
         action="store_true",
         help="use the real time instead of a clock that puts the school mid-morning",
@@ -56,20 +64,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tokens = [t.lower() for t in args.token] if args.token else None
-    if tokens and any(len(t) not in (32, 64) for t in tokens):
+    if tokens and not all(TOKEN_RE.fullmatch(t) for t in tokens):
         parser.error("--token must be 64 (or 32) hexadecimal characters")
+    logs.configure(args.log_level, stream=sys.stderr)
     state = StubState(
         tokens=tokens,
         rate_limit=not args.no_rate_limit,
         push_drop_window_s=args.push_drop_window,
         heartbeat_s=args.heartbeat,
+        clock=real_clock if args.real_clock else None,
     )
-    if args.real_clock:
-        state.set_clock(real=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with StubServer(state=state, host=args.host, port=args.port) as server:
+    server = StubServer(
+        state=state, host=args.host, port=args.port, log_level=args.log_level
+    )
+    try:
+        server.start()
+    except (OSError, RuntimeError) as exc:
+        print(f"kiosk-stub: cannot serve: {exc}", file=sys.stderr)
+        return 1
+    try:
         print(f"stub server: {server.url}", flush=True)
         for screen in state.screens.values():
             print(
@@ -79,4 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(f"  admin API: {server.url}/admin/state", flush=True)
         stop.wait()
+    finally:
+        server.stop()
     return 0

@@ -9,8 +9,6 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from importlib import resources
 from typing import Any
 
-STATE_TYPES_OUTSIDE = ("BEFORE_SCHOOL", "OFF_HOURS", "NO_SCHEDULE_TODAY")
-
 
 def load_sample() -> dict[str, Any]:
     """The bundled sample school's data, a fresh copy each call."""
@@ -29,19 +27,24 @@ class School:
 
     @property
     def school_id(self) -> int:
+        """The id the real server reports in X-School-Id."""
         return int(self.data.get("school_id", 1))
 
     @property
     def tz(self) -> timezone:
+        """The school's fixed UTC offset."""
         return timezone(timedelta(minutes=int(self.data.get("utc_offset_min", 0))))
 
     def local(self, instant: datetime) -> datetime:
+        """``instant`` in school-local time."""
         return instant.astimezone(self.tz)
 
     def is_school_day(self, day: date) -> bool:
+        """True on the school's teaching weekdays."""
         return day.isoweekday() in self.data.get("school_weekdays", [1, 2, 3, 4, 5])
 
     def next_school_day(self, after: date) -> date:
+        """The first school day strictly after ``after``."""
         day = after + timedelta(days=1)
         for _ in range(14):
             if self.is_school_day(day):
@@ -50,6 +53,7 @@ class School:
         return day
 
     def at(self, day: date, hhmm: str) -> datetime:
+        """School-local ``HH:MM`` on ``day`` as an aware datetime."""
         hours, minutes = (int(part) for part in hhmm.split(":"))
         return datetime.combine(day, time(hours, minutes), self.tz)
 
@@ -130,6 +134,7 @@ class School:
         start: datetime,
         end: datetime,
     ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+        """The state, current block and next period at ``now``."""
         settings = self.data.get("settings", {})
         if not school_day:
             return (
@@ -166,12 +171,11 @@ class School:
             )
         bell = self.data.get("bell", [])
         hhmm = now.strftime("%H:%M")
-        for position, block in enumerate(bell):
+        periods = [b for b in bell if b["kind"] == "period"]
+        following = next((b for b in periods if b["from"] > hhmm), None)
+        for block in bell:
             if block["from"] <= hhmm < block["to"]:
-                ends = self.at(now.date(), block["to"])
-                remaining = int((ends - now).total_seconds())
-                current = {**block, "remaining_seconds": remaining}
-                following = bell[position + 1] if position + 1 < len(bell) else None
+                remaining = self._seconds_until(now, block["to"])
                 state = {
                     "type": block["kind"],
                     "label": block["label"],
@@ -181,23 +185,39 @@ class School:
                 }
                 if block["kind"] == "period":
                     state["period_index"] = block.get("index")
+                current = {**block, "remaining_seconds": remaining}
                 return state, current, copy.deepcopy(following)
+
+        # Inside the window but in no block: before the first, after the last,
+        # or in a gap the timetable leaves between two.
         first = bell[0]["from"] if bell else "00:00"
-        kind = "before" if hhmm < first else "after"
-        following = next((b for b in bell if b["from"] > hhmm), None)
-        return (
-            {
-                "type": kind,
-                "label": "",
-                "from": None,
-                "to": None,
-                "remaining_seconds": None,
-            },
-            None,
-            copy.deepcopy(following),
-        )
+        last = bell[-1]["to"] if bell else "00:00"
+        gap_from: str | None
+        gap_to: str | None
+        if hhmm < first:
+            kind, prefix, gap_from, gap_to = "before", "display_before", None, first
+        elif hhmm >= last:
+            kind, prefix, gap_from, gap_to = "after", "display_after", last, None
+        else:
+            kind, prefix = "day", ""
+            gap_from = max(b["to"] for b in bell if b["to"] <= hhmm)
+            gap_to = min(b["from"] for b in bell if b["from"] > hhmm)
+        state = {
+            "type": kind,
+            "label": settings.get(f"{prefix}_title", "") if prefix else "",
+            "badge": settings.get(f"{prefix}_badge", "") if prefix else "",
+            "from": gap_from,
+            "to": gap_to,
+            "remaining_seconds": self._seconds_until(now, gap_to) if gap_to else None,
+        }
+        return state, None, copy.deepcopy(following)
+
+    def _seconds_until(self, now: datetime, hhmm: str) -> int:
+        """Whole seconds from ``now`` to ``hhmm`` the same school day."""
+        return int((self.at(now.date(), hhmm) - now).total_seconds())
 
     def _day_info(self, day: date) -> dict[str, Any]:
+        """meta.next_school_day for ``day``."""
         bell = self.data.get("bell", [])
         window = self.data.get("active_window", {"start": "06:30", "end": "13:00"})
         info: dict[str, Any] = {
@@ -217,6 +237,7 @@ class School:
     def _wake_at(
         self, now: datetime, school_day: bool, start: datetime, active: bool
     ) -> str | None:
+        """When a sleeping screen should wake: the next active window's start."""
         if active:
             return None
         if school_day and now < start:

@@ -10,9 +10,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
 
 from server_stub.school import School, school_day_anchor
+
+if TYPE_CHECKING:
+    from starlette.websockets import WebSocket
+
+log = structlog.get_logger(__name__)
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 TOKEN_RE = re.compile(r"[0-9a-f]{64}|[0-9a-f]{32}")
@@ -23,11 +30,23 @@ LOOP_PER_MINUTE = 120
 
 
 def new_token() -> str:
+    """A fresh 64-hex screen token."""
     return secrets.token_hex(32)
 
 
 def new_short_code() -> str:
+    """A fresh 6-character short code from the people-friendly alphabet."""
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
+
+
+def real_clock() -> datetime:
+    """The wall-clock time; pass as ``StubState(clock=real_clock)`` to use it."""
+    return datetime.now(UTC)
+
+
+def token_hint(token: str) -> str:
+    """The first characters of a token, safe to log."""
+    return token[:6] + "…"
 
 
 @dataclass
@@ -42,6 +61,8 @@ class Built:
 
 @dataclass
 class Screen:
+    """One display screen: its token, short code, binding and one-shot flags."""
+
     token: str
     short_code: str
     bound_to: str | None = None
@@ -53,7 +74,13 @@ class Screen:
 
 
 class StubState:
-    """Mutable state of one stub server; used only from its event loop."""
+    """Mutable state of one stub server; used only from its event loop.
+
+    ``clock`` returns an aware datetime; without one the school runs on the
+    real time shifted so that it is 09:12 on a school day at construction and
+    ticks on from there (about 3.7 hours later the day ends, as it would).
+    ``max_sockets`` caps open WebSockets for the school (refusal 4429).
+    """
 
     def __init__(
         self,
@@ -66,6 +93,7 @@ class StubState:
         heartbeat_s: float = 20.0,
         ws_reject_style: Literal["handshake", "close"] = "handshake",
         cache_ttl_s: float = CACHE_TTL_S,
+        max_sockets: int | None = None,
     ) -> None:
         self.school = school or School()
         self.screens: dict[str, Screen] = {}
@@ -76,6 +104,7 @@ class StubState:
         self.heartbeat_s = heartbeat_s
         self.ws_reject_style = ws_reject_style
         self.cache_ttl_s = cache_ttl_s
+        self.max_sockets = max_sockets
         self.revision = 57
         self.ws_enabled = True
         self.faults: dict[str, Any] = {}
@@ -86,29 +115,38 @@ class StubState:
             "pushes": 0,
             "pushes_dropped": 0,
         }
-        self.sockets: set[Any] = set()
+        self.sockets: set[WebSocket] = set()
         self.last_push_at = -1e9
         self._built: Built | None = None
         self._previous: Built | None = None
         self._build_count = 0
-        self._fixed_clock = clock
+        self._clock = clock or real_clock
         self._offset = timedelta(0)
+        self._frozen: datetime | None = None
         if clock is None:
-            real = datetime.now(UTC)
+            real = real_clock()
             self._offset = school_day_anchor(self.school, real) - real
 
     # -- screens and binding ------------------------------------------------
 
     def add_screen(self, token: str) -> Screen:
+        """Register a screen for ``token`` with a fresh short code.
+
+        Raises ValueError for a token the API would refuse (not 32/64 hex).
+        """
+        if not TOKEN_RE.fullmatch(token.lower()):
+            raise ValueError(f"not a display token: {token_hint(token)}")
         screen = Screen(token.lower(), new_short_code())
         self.screens[screen.token] = screen
         return screen
 
     @property
     def default_token(self) -> str:
+        """The first screen's token."""
         return next(iter(self.screens))
 
     def screen_for_code(self, code: str) -> Screen | None:
+        """The screen with short code ``code`` (any case), if there is one."""
         return next(
             (s for s in self.screens.values() if s.short_code == code.upper()), None
         )
@@ -117,14 +155,18 @@ class StubState:
         """Bind on first use; True if ``device_key`` owns the screen."""
         if screen.bound_to is None:
             screen.bound_to = device_key
+            log.info(
+                "screen_claimed", token=token_hint(screen.token), device=device_key[:8]
+            )
         return screen.bound_to == device_key
 
     # -- clock --------------------------------------------------------------
 
     def now(self) -> datetime:
-        if self._fixed_clock is not None:
-            return self._fixed_clock() + self._offset
-        return datetime.now(UTC) + self._offset
+        """The school's clock: frozen, or the injected clock plus the offset."""
+        if self._frozen is not None:
+            return self._frozen
+        return self._clock() + self._offset
 
     def set_clock(
         self,
@@ -132,17 +174,28 @@ class StubState:
         now: datetime | None = None,
         offset_s: float | None = None,
         real: bool = False,
+        frozen: bool = False,
     ) -> None:
-        self._fixed_clock = None
+        """Jump to ``now``, run ``offset_s`` ahead of real time, or run real.
+
+        ``frozen`` stops the clock at the instant chosen (the current one when
+        nothing else is given); a later call without it lets the clock tick on
+        from there. Every change drops the cached snapshot body.
+        """
+        target = now if now is not None else self._frozen
         if real:
-            self._offset = timedelta(0)
-        elif now is not None:
-            self._offset = now - datetime.now(UTC)
+            self._clock, self._offset = real_clock, timedelta(0)
         elif offset_s is not None:
-            self._offset = timedelta(seconds=offset_s)
+            self._clock, self._offset = real_clock, timedelta(seconds=offset_s)
+        elif target is not None:
+            self._clock, self._offset = real_clock, target - real_clock()
+        self._frozen = None
+        if frozen:
+            self._frozen = now if now is not None else self.now()
         self._built = None
 
     def now_ms(self) -> int:
+        """The school's clock in epoch milliseconds, for X-Server-Time-MS."""
         return int(self.now().timestamp() * 1000)
 
     # -- snapshots ----------------------------------------------------------
@@ -170,13 +223,16 @@ class StubState:
         return self._built, "MISS"
 
     def previous(self) -> Built | None:
+        """The last build of an earlier revision, which the stale fault serves."""
         return self._previous
 
     def bump(self) -> int:
+        """Raise the revision by one, as any staff edit does; returns it."""
         self.revision += 1
         return self.revision
 
     def set_revision(self, revision: int) -> None:
+        """Set the revision, lower too, and drop the cached body."""
         if self._built is not None and self._built.revision != revision:
             self._previous = self._built
         self.revision = revision
@@ -207,11 +263,12 @@ class StubState:
     # -- admin view -------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
+        """The state as /admin/state reports it."""
         return {
             "revision": self.revision,
             "ws_enabled": self.ws_enabled,
             "school_name": self.school.data.get("settings", {}).get("name", ""),
-            "now": self.now().isoformat(),
+            "now": self.school.local(self.now()).isoformat(),
             "screens": [
                 {"token_hint": s.token[:6], "short_code": s.short_code}
                 for s in self.screens.values()

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
+from server_stub.app import create_app
 from server_stub.state import StubState
 from server_stub.testing import StubServer
 from tests.stub.helpers import DK, recv_json, snapshot_path, status_path, ws_url
@@ -125,6 +129,54 @@ def test_clock_needs_an_offset(stub: StubServer, http: httpx.Client) -> None:
     assert response.status_code == 400
 
 
+def test_clock_can_be_frozen(stub: StubServer) -> None:
+    """{"now": ..., "frozen": true} holds the school clock at that instant."""
+    answer = stub.admin(
+        "POST", "/admin/clock", {"now": "2026-04-22T10:00:00+03:00", "frozen": True}
+    )
+    time.sleep(0.01)
+
+    assert answer["frozen"] is True
+    assert stub.admin("GET", "/admin/state")["now"] == "2026-04-22T10:00:00+03:00"
+
+
+def test_clock_offset_is_from_real_time(stub: StubServer) -> None:
+    """{"offset_s": N} runs the school clock N seconds ahead of real time."""
+    stub.admin("POST", "/admin/clock", {"offset_s": 3600})
+
+    ahead = stub.state.now() - datetime.now(UTC)
+
+    assert abs(ahead - timedelta(hours=1)) < timedelta(seconds=1)
+
+
+async def test_admin_refuses_other_hosts() -> None:
+    """A client that is not on loopback gets 403 from the admin API."""
+    app = create_app(StubState())
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 40000))
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://stub") as c:
+        response = await c.get("/admin/state")
+
+    assert response.status_code == 403
+
+
+def test_state_is_there_before_start() -> None:
+    """A StubServer's state, token and short code exist before it starts."""
+    server = StubServer()
+
+    assert len(server.token) == 64
+    assert server.state.screens[server.token].short_code == server.short_code
+
+
+def test_busy_port_fails_at_start() -> None:
+    """start() on a port already taken raises OSError at once."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+
+        with pytest.raises(OSError):
+            StubServer(port=port).start()
+
+
 async def test_stop_returns_quickly_with_an_open_socket() -> None:
     """stop() returns within 2 s while a WebSocket is still open."""
     server = await asyncio.to_thread(StubServer(state=StubState()).start)
@@ -149,12 +201,14 @@ def test_cli_help_explains_itself() -> None:
     assert "school display server" in result.stdout
     assert "--port" in result.stdout
     assert "--no-rate-limit" in result.stdout
+    assert "--log-level" in result.stdout
 
 
-def test_cli_rejects_a_bad_token() -> None:
-    """kiosk-stub --token with a wrong length exits with a usage error."""
+@pytest.mark.parametrize("token", ["abc", "g" * 64])
+def test_cli_rejects_a_bad_token(token: str) -> None:
+    """kiosk-stub --token that is not 32 or 64 hex exits with a usage error."""
     result = subprocess.run(
-        [KIOSK_STUB, "--port", "0", "--token", "abc"],
+        [KIOSK_STUB, "--port", "0", "--token", token],
         capture_output=True,
         text=True,
         timeout=20,

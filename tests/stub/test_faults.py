@@ -45,6 +45,20 @@ def test_loop_placeholder(stub: StubServer, http: httpx.Client) -> None:
     assert response.headers["X-Snapshot-Cache"] == "LOOP"
 
 
+@pytest.mark.parametrize("fault", ["building", "config_placeholder", "loop"])
+def test_placeholders_carry_the_revision(
+    stub: StubServer, http: httpx.Client, fault: str
+) -> None:
+    """Placeholders carry X-Revision and server time like real snapshots."""
+    stub.admin("POST", "/admin/faults", {fault: True})
+
+    response = http.get(snapshot_path(stub.token, dk=DK))
+
+    assert response.headers["X-Revision"] == str(stub.state.revision)
+    assert "X-Server-Time-MS" in response.headers
+    assert response.json()["meta"]["schedule_revision"] == stub.state.revision
+
+
 def test_too_many_requests_a_minute_loop(stub: StubServer, http: httpx.Client) -> None:
     """More than 120 snapshot requests in a minute get LOOP answers."""
     caches = [

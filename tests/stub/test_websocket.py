@@ -348,3 +348,52 @@ async def test_long_device_key_binds_like_http(
         await socket.send('{"type":"ping"}')
 
         assert await recv_json(socket) == {"type": "pong"}
+
+
+async def test_socket_limit_refuses_at_handshake(make_stub: StubFactory) -> None:
+    """Past max_sockets a new socket is refused at the handshake with 403."""
+    server = make_stub(max_sockets=1)
+
+    async with open_socket(server) as socket:
+        await socket.send('{"type":"ping"}')
+        await recv_json(socket)
+
+        assert await handshake_status(server, ws_url(server), server.url) == 403
+
+
+async def test_socket_limit_close_style_is_4429(make_stub: StubFactory) -> None:
+    """In close style a socket past max_sockets is closed with 4429."""
+    server = make_stub(max_sockets=1, ws_reject_style="close")
+
+    async with open_socket(server) as first:
+        await first.send('{"type":"ping"}')
+        await recv_json(first)
+
+        async with open_socket(server) as second:
+            assert await close_code(second) == 4429
+
+
+async def test_admin_push_leaves_drop_window_alone(make_stub: StubFactory) -> None:
+    """A raw push does not open the drop window: the next edit still pushes."""
+    server = make_stub(push_drop_window_s=3.0)
+
+    async with open_socket(server) as socket:
+        server.admin("POST", "/admin/push", {"type": "reload"})
+        answer = server.admin("POST", "/admin/bump")
+
+        first = await recv_json(socket)
+        second = await recv_json(socket)
+
+    assert answer["pushed"] is True
+    assert first == {"type": "reload"}
+    assert second["revision"] == answer["revision"]
+
+
+async def test_ws_silent_swallows_pushes(stub: StubServer) -> None:
+    """While ws_silent is on, an edit's push never reaches the socket."""
+    stub.admin("POST", "/admin/faults", {"ws_silent": True})
+
+    async with open_socket(stub) as socket:
+        stub.admin("POST", "/admin/announce", {"title": "Unheard"})
+
+        assert await nothing_arrives(socket)
