@@ -1,7 +1,7 @@
 """Runs image/install.sh in a fresh Debian 12 chroot, as the image build does.
 
-Slow and root-only: it runs when KIOSK_AGENT_INSTALL_TEST=1. Set
-KIOSK_AGENT_CHROOT_CACHE to a directory to keep the debootstrapped base system
+Slow and root-only: it runs when KIOSK_INSTALL_TEST=1. Set
+KIOSK_CHROOT_CACHE to a directory to keep the debootstrapped base system
 between runs. The Debian mirror is the one this machine's apt already uses.
 The tests share one chroot and run in file order: install, check, install
 again, uninstall, purge.
@@ -264,8 +264,8 @@ def test_uninstall_purge_removes_state(
 
 
 def _require_opt_in() -> None:
-    if os.environ.get("KIOSK_AGENT_INSTALL_TEST") != "1":
-        pytest.skip("set KIOSK_AGENT_INSTALL_TEST=1 to build a chroot and install")
+    if os.environ.get("KIOSK_INSTALL_TEST") != "1":
+        pytest.skip("set KIOSK_INSTALL_TEST=1 to build a chroot and install")
     if os.geteuid() != 0:
         pytest.skip("the chroot installer test must run as root")
     for tool in ("debootstrap", "chroot", "mount"):
@@ -275,7 +275,7 @@ def _require_opt_in() -> None:
 
 def _make_base_system(root: Path) -> None:
     """Unpack the cached base system, or debootstrap one (and cache it)."""
-    cache_dir = os.environ.get("KIOSK_AGENT_CHROOT_CACHE")
+    cache_dir = os.environ.get("KIOSK_CHROOT_CACHE")
     arch = _dpkg_arch()
     tarball = Path(cache_dir) / f"{SUITE}-minbase-{arch}.tar.gz" if cache_dir else None
     root.mkdir()
