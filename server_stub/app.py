@@ -123,15 +123,21 @@ class Api:
             }
         )
 
+    async def _admit(
+        self, request: Request, counter: str
+    ) -> tuple[Screen | None, Response | None]:
+        """Count the call, then apply faults and the token checks, in that order."""
+        self.state.counters[counter] += 1
+        fault = await self._fault()
+        if fault is not None:
+            return None, fault
+        return self._screen(request.path_params["token"])
+
     # -- endpoints ---------------------------------------------------------------
 
     async def status(self, request: Request) -> Response:
         """A2: cheap revision check; never builds a snapshot."""
-        self.state.counters["status"] += 1
-        fault = await self._fault()
-        if fault is not None:
-            return fault
-        screen, refusal = self._screen(request.path_params["token"])
+        screen, refusal = await self._admit(request, "status")
         if refusal is not None:
             return refusal
         assert screen is not None
@@ -160,11 +166,7 @@ class Api:
     async def snapshot(self, request: Request) -> Response:
         """A3: the full snapshot with ETag, 304 and cache headers."""
         state = self.state
-        state.counters["snapshot"] += 1
-        fault = await self._fault()
-        if fault is not None:
-            return fault
-        screen, refusal = self._screen(request.path_params["token"])
+        screen, refusal = await self._admit(request, "snapshot")
         if refusal is not None:
             return refusal
         assert screen is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.integration.agentproc import terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT_S = 20.0
@@ -210,15 +211,7 @@ class WebviewAgent:
     def stop(self, timeout_s: float = 10.0) -> tuple[int, float]:
         """SIGTERM; returns the exit code and how long the exit took."""
         assert self.proc is not None
-        started = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        elapsed = time.monotonic() - started
+        code, elapsed = terminate(self.proc, timeout_s)
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         self._log_file.close()

@@ -15,6 +15,21 @@ from typing import Any
 DEFAULT_TIMEOUT_S = 10.0
 
 
+def terminate(
+    proc: subprocess.Popen[bytes], timeout_s: float = 10.0
+) -> tuple[int, float]:
+    """SIGTERM, then SIGKILL after ``timeout_s``; the exit code and seconds taken."""
+    started = time.monotonic()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    return code, time.monotonic() - started
+
+
 def empty_config(directory: Path) -> Path:
     """An empty settings file, so no machine-wide config leaks into a test."""
     path = directory / "agent.toml"
@@ -87,16 +102,9 @@ class AgentProcess:
     def stop(self, timeout_s: float = 10.0) -> tuple[int, float]:
         """SIGTERM; returns the exit code and how long the exit took."""
         assert self.proc is not None
-        started = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
+        result = terminate(self.proc, timeout_s)
         self.log_file.close()
-        return code, time.monotonic() - started
+        return result
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
