@@ -163,12 +163,13 @@ def test_screen_bound_to_another_device_is_shown_and_the_agent_stays_up(
     )
     agent = agent_factory()
 
-    status = agent.wait_for(
-        lambda: (
-            agent.status() if agent.status().get("notice") == "screen_bound" else None
-        ),
-        what="screen_bound notice",
-    )
+    def bound_status() -> dict[str, Any] | None:
+        # The notice reaches status.json first, then the error that caused it.
+        status = agent.status()
+        reported = status.get("notice") == "screen_bound" and status.get("last_error")
+        return status if reported else None
+
+    status = agent.wait_for(bound_status, what="screen_bound notice and error")
     hint = (agent.state_dir / "device_key").read_text().strip()[:8]
     assert hint in agent.html()
     assert status["last_error"]["code"] == "screen_bound"
