@@ -13,7 +13,9 @@
   "use strict";
 
   var NEWS_EVERY_MS = 8000;
-  var SCROLL_PAUSE_MS = 3500;
+  var PAGE_HOLD_MS = 4000; // at scroll_speed 1; 0.5 (the default) holds 8 s
+  var PAGE_HOLD_MIN_MS = 3000;
+  var PAGE_HOLD_MAX_MS = 20000;
   var THEMES = ["indigo", "emerald", "rose", "cyan", "amber", "orange", "violet"];
   var NOTICE_TITLES = {
     unpaired: "This screen is not paired yet",
@@ -36,8 +38,6 @@
     newsKeys: null,
     newsActive: null,
     newsAt: 0,
-    frame: 0,
-    lastFrame: 0,
     scrollers: [],
     error: null
   };
@@ -578,60 +578,69 @@
     }
   }
 
-  // ---- slow scrolling for lists that do not fit ----------------------------
+  // ---- paging for lists that do not fit ------------------------------------
+  // A list that overflows holds still, then glides one page on (a short CSS
+  // transition), and back to the top after its last page. Scrolling every
+  // animation frame instead kept software rendering busy and grew the web
+  // process's memory for as long as a list overflowed.
 
   function scrollers() {
     if (!st.scrollers.length) {
       var viewports = doc.querySelectorAll(".viewport");
       for (var i = 0; i < viewports.length; i += 1) {
-        st.scrollers.push({ vp: viewports[i], pos: 0, dir: 1, max: 0, pauseUntil: 0 });
+        st.scrollers.push({ vp: viewports[i], pos: 0, max: 0, movedAt: 0 });
       }
     }
     return st.scrollers;
   }
 
+  function holdMs() {
+    var speed = Number(st.view && st.view.scroll_speed) || 0.5;
+    return Math.min(PAGE_HOLD_MAX_MS, Math.max(PAGE_HOLD_MIN_MS, PAGE_HOLD_MS / speed));
+  }
+
+  function placeList(sc, pos) {
+    sc.pos = pos;
+    var list = sc.vp.firstElementChild;
+    if (list) list.style.transform = pos ? "translateY(" + -pos + "px)" : "";
+  }
+
+  // The next page starts at the last row that begins inside this one, so no
+  // row is cut in half at the top and consecutive pages overlap by that row.
+  function nextPage(sc) {
+    if (sc.pos >= sc.max) return 0;
+    var list = sc.vp.firstElementChild;
+    var limit = sc.pos + sc.vp.clientHeight;
+    var target = sc.pos;
+    for (var row = list.firstElementChild; row; row = row.nextElementSibling) {
+      var top = row.offsetTop - list.offsetTop;
+      if (top > sc.pos && top < limit) target = top;
+    }
+    if (target <= sc.pos) target = limit; // one row taller than the viewport
+    return Math.min(sc.max, Math.round(target));
+  }
+
+  // Called every tick: measures, and moves the lists whose page has been
+  // shown for long enough.
   function measureScrollers() {
-    var any = false;
+    var now = Date.now();
+    var hold = holdMs();
     scrollers().forEach(function (sc) {
       var list = sc.vp.firstElementChild;
       var max = list ? list.scrollHeight - sc.vp.clientHeight : 0;
       var visible = sc.vp.offsetParent !== null;
-      sc.max = visible && max > 2 ? max : 0;
+      sc.max = visible && max > 2 ? Math.round(max) : 0;
       setClass(sc.vp, "overflowing", sc.max > 0);
-      if (sc.max === 0 && sc.pos !== 0) {
-        sc.pos = 0;
-        sc.dir = 1;
-        list.style.transform = "";
+      if (!sc.max) {
+        if (sc.pos) placeList(sc, 0);
+        sc.movedAt = now;
+      } else if (sc.pos > sc.max) {
+        placeList(sc, sc.max);
+      } else if (now - sc.movedAt >= hold) {
+        placeList(sc, nextPage(sc));
+        sc.movedAt = now;
       }
-      if (sc.max > 0) any = true;
     });
-    if (any && !st.frame) st.frame = window.requestAnimationFrame(scrollFrame);
-  }
-
-  function scrollFrame(ts) {
-    var dt = st.lastFrame ? Math.min(100, ts - st.lastFrame) : 0;
-    st.lastFrame = ts;
-    var rem = parseFloat(window.getComputedStyle(root).fontSize) || 20;
-    var speed = Math.max(0.1, Number(st.view && st.view.scroll_speed) || 0.5) * rem * 1.6;
-    var any = false;
-    scrollers().forEach(function (sc) {
-      if (!sc.max) return;
-      any = true;
-      if (ts < sc.pauseUntil) return;
-      sc.pos += sc.dir * speed * (sc.dir > 0 ? 1 : 3) * (dt / 1000);
-      if (sc.pos >= sc.max) {
-        sc.pos = sc.max;
-        sc.dir = -1;
-        sc.pauseUntil = ts + SCROLL_PAUSE_MS;
-      } else if (sc.pos <= 0) {
-        sc.pos = 0;
-        sc.dir = 1;
-        sc.pauseUntil = ts + SCROLL_PAUSE_MS;
-      }
-      sc.vp.firstElementChild.style.transform = "translate3d(0," + (-sc.pos).toFixed(1) + "px,0)";
-    });
-    st.frame = any ? window.requestAnimationFrame(scrollFrame) : 0;
-    if (!any) st.lastFrame = 0;
   }
 
   // ---- notices ---------------------------------------------------------------
