@@ -125,6 +125,50 @@ def test_announcement_push_changes_the_dom_in_place(
     assert "push" in sources
 
 
+# The day list's offset and whether it sits on a row boundary.
+DAY_LIST_PAGE = """(() => {
+  const list = document.getElementById("day-list");
+  const match = /translateY\\((-?[\\d.]+)px\\)/.exec(list.style.transform);
+  const offset = match ? -Number(match[1]) : 0;
+  const tops = Array.from(list.children, (row) => row.offsetTop - list.offsetTop);
+  return {
+    offset: offset,
+    on_row: tops.includes(offset),
+    overflowing: list.parentElement.classList.contains("overflowing"),
+  };
+})()"""
+
+
+def test_a_long_day_list_turns_whole_pages_and_returns_to_the_top(
+    screen: WebviewAgent, school: StubServer
+) -> None:
+    """A day list that does not fit moves a page at a time, rows kept whole."""
+    # 1080p and the sample school's periods do not fit; the fastest speed holds
+    # each page for 3 s.
+    assert screen.evaluate(DAY_LIST_PAGE)["overflowing"]
+    school.admin(
+        "POST", "/admin/edit", {"path": "settings.periods_scroll_speed", "value": 5}
+    )
+    try:
+        turned = screen.wait_for(
+            lambda: (page := screen.evaluate(DAY_LIST_PAGE))["offset"] > 0 and page,
+            timeout_s=20,
+            what="the day list's next page",
+        )
+        assert turned["on_row"], turned
+        screen.wait_for(
+            lambda: screen.evaluate(DAY_LIST_PAGE)["offset"] == 0,
+            timeout_s=40,
+            what="the day list back at the top",
+        )
+    finally:
+        school.admin(
+            "POST",
+            "/admin/edit",
+            {"path": "settings.periods_scroll_speed", "value": 0.5},
+        )
+
+
 def test_arabic_school_is_laid_out_right_to_left(
     screen: WebviewAgent, school: StubServer
 ) -> None:
