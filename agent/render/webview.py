@@ -63,6 +63,9 @@ ALIVE_EXPRESSION = "window.kiosk.alive()"
 
 # Called on the GUI thread with (JSON text the script produced, or an error).
 Done = Callable[[str | None, BaseException | None], None]
+# A function body run in the page and its string arguments. The body is fixed
+# text, so the page compiles it once however many views are sent through it.
+Call = tuple[str, dict[str, str]]
 
 
 class Screen:
@@ -95,7 +98,7 @@ class Screen:
         self._handlers: list[int] = []
         self._ready = False
         self._loading_since: float | None = None
-        self._parked: list[tuple[str | None, Done]] = []
+        self._parked: list[tuple[Call | None, Done]] = []
         self._last_view: str | None = None
         self._last_notice: tuple[str, str, str | None] | None = None
         self._probe_deadline: int | None = None
@@ -131,12 +134,12 @@ class Screen:
         """Apply a view (JSON text); clears any notice."""
         self._last_view = payload
         self._last_notice = None
-        self._run(_apply_script(payload), done)
+        self._run(_apply_call(payload), done)
 
     def show_notice(self, kind: str, text: str, hint: str | None, done: Done) -> None:
         """Show a notice (or, for offline, the badge) over the current view."""
         self._last_notice = (kind, text, hint)
-        self._run(_notice_script(kind, text, hint), done)
+        self._run(_notice_call(kind, text, hint), done)
 
     def reload(self, done: Done) -> None:
         """Reload the page; ``done`` runs once the last view is back on it."""
@@ -145,7 +148,7 @@ class Screen:
 
     def evaluate(self, expression: str, done: Done) -> None:
         """Evaluate a JS expression; ``done`` gets its value as JSON text."""
-        self._run(_json_script(expression), done)
+        self._run(_expression_call(expression), done)
 
     def close(self) -> None:
         """Stop the watchdog and destroy the window, which ends the GUI loop."""
@@ -204,45 +207,65 @@ class Screen:
     def _replay(self) -> None:
         """Put the remembered view and notice back, then run what was waiting."""
         parked, self._parked = self._parked, []
-        parts = []
+        calls = []
         if self._last_view is not None:
-            parts.append(_apply_script(self._last_view))
+            calls.append(_apply_call(self._last_view))
         if self._last_notice is not None:
-            parts.append(_notice_script(*self._last_notice))
+            calls.append(_notice_call(*self._last_notice))
+        failures: list[BaseException] = []
+
+        def step(_result: str | None, error: BaseException | None) -> None:
+            if error is not None:
+                failures.append(error)
 
         def replayed(_result: str | None, error: BaseException | None) -> None:
-            if error is not None:
-                log.warning("webview_replay_failed", error=str(error))
-            for script, done in parked:
-                if script is None:
-                    done(None, error)
+            step(None, error)
+            first = failures[0] if failures else None
+            if first is not None:
+                log.warning("webview_replay_failed", error=str(first))
+            for call, done in parked:
+                if call is None:
+                    done(None, first)
                 else:
-                    self._evaluate(script, done)
+                    self._evaluate(call, done)
 
-        if parts:
-            self._evaluate(";".join(parts), replayed)
+        # The page runs calls in the order they were sent, so waiting on the
+        # last one is waiting on all of them.
+        for call in calls[:-1]:
+            self._evaluate(call, step)
+        if calls:
+            self._evaluate(calls[-1], replayed)
         else:
             replayed(None, None)
 
-    def _run(self, script: str, done: Done) -> None:
+    def _run(self, call: Call, done: Done) -> None:
         if self._closed:
             done(None, WebviewError("the window is closed"))
         elif self._ready:
-            self._evaluate(script, done)
+            self._evaluate(call, done)
         else:
-            self._parked.append((script, done))
+            self._parked.append((call, done))
 
-    def _evaluate(self, script: str, done: Done) -> None:
+    def _evaluate(self, call: Call, done: Done) -> None:
+        from gi.repository import GLib
+
         def finished(source: Any, result: Any) -> None:
             try:
-                value = source.evaluate_javascript_finish(result)
+                value = source.call_async_javascript_function_finish(result)
             except Exception as exc:
                 message = getattr(exc, "message", None) or str(exc)
                 done(None, WebviewError(f"page script failed: {message}"))
                 return
             done(value.to_string() if value.is_string() else None, None)
 
-        self._view.evaluate_javascript(script, -1, None, None, None, finished)
+        body, args = call
+        # Data goes in as arguments, never spliced into the script's text.
+        arguments = GLib.Variant(
+            "a{sv}", {name: GLib.Variant("s", text) for name, text in args.items()}
+        )
+        self._view.call_async_javascript_function(
+            body, -1, arguments, None, None, None, finished
+        )
 
     # -- recovery -----------------------------------------------------------
 
@@ -263,7 +286,7 @@ class Screen:
             self._timeout_s, lambda: self._probe_expired(view)
         )
         self._evaluate(
-            _json_script(ALIVE_EXPRESSION),
+            _expression_call(ALIVE_EXPRESSION),
             lambda _result, error: self._probe_answered(view, error),
         )
 
@@ -581,14 +604,20 @@ def _bundled_page() -> Path:
     return Path(str(resources.files("agent.render") / "page"))
 
 
-def _apply_script(payload: str) -> str:
-    return _json_script(f"window.kiosk.apply({payload})")
+def _apply_call(payload: str) -> Call:
+    # The page's apply takes the view's JSON text and parses it itself.
+    return _returning_json("window.kiosk.apply(view)"), {"view": payload}
 
 
-def _notice_script(kind: str, text: str, hint: str | None) -> str:
-    args = ", ".join(json.dumps(value) for value in (kind, text, hint))
-    return _json_script(f"window.kiosk.notice({args})")
+def _notice_call(kind: str, text: str, hint: str | None) -> Call:
+    # An empty hint is no hint, to the page as here.
+    args = {"kind": kind, "text": text, "hint": hint or ""}
+    return _returning_json("window.kiosk.notice(kind, text, hint)"), args
 
 
-def _json_script(expression: str) -> str:
-    return f"JSON.stringify(({expression}) ?? null)"
+def _expression_call(expression: str) -> Call:
+    return _returning_json(expression), {}
+
+
+def _returning_json(expression: str) -> str:
+    return f"return JSON.stringify(({expression}) ?? null);"

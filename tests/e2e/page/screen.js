@@ -13,7 +13,9 @@ window.kiosk = (() => {
   }
 
   return {
-    apply(view) {
+    apply(input) {
+      // The contract allows an object or its JSON text; the agent sends text.
+      const view = typeof input === "string" ? JSON.parse(input) : input;
       revision = view.revision ?? null;
       document.documentElement.dir = view.dir || "ltr";
       document.documentElement.lang = view.lang || "en";
