@@ -223,6 +223,7 @@ def run_agent(settings: Settings) -> int:
         return run_with_webview(
             lambda renderer: _serve(settings, renderer),
             disable_compositing=settings.webkit_disable_compositing,
+            memory_limit_mb=settings.webkit_memory_limit_mb,
         )
     from agent.render.headless import HeadlessRenderer
 

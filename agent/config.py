@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json", "journal"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     webkit_disable_compositing: bool = True
+    webkit_memory_limit_mb: int = Field(default=300, ge=50, le=4096)
     digits: Literal["western", "arabic"] = "western"
 
     @field_validator("server_url")

@@ -18,6 +18,8 @@ from agent.errors import KioskError
 log = structlog.get_logger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How often WebKit checks the web process against its memory limit.
+MEMORY_POLL_S = 10.0
 
 # Applied to every page, whatever the page itself says: a kiosk shows no
 # cursor and lets nobody select, drag or zoom what is on it.
@@ -185,6 +187,31 @@ def lock_content(manager: Any) -> None:
             None,
         )
     )
+
+
+def kiosk_context(memory_limit_mb: int, data_manager: Any) -> Any:
+    """A web context that keeps the web process's memory in check.
+
+    By default WebKit lets a web process reach a third of 3 GB before it frees
+    caches, and never stops it; a screen that runs for weeks needs both. Here
+    it frees caches from a third of ``memory_limit_mb``, harder from half, and
+    at the limit ends the web process, which the watchdog replaces like any
+    other crash. ``data_manager`` is the one pywebview made:
+    a context with a data manager of its own starts a second network process.
+    """
+    from gi.repository import WebKit2
+
+    pressure = WebKit2.MemoryPressureSettings.new()
+    pressure.set_memory_limit(memory_limit_mb)
+    pressure.set_kill_threshold(1.0)
+    pressure.set_poll_interval(MEMORY_POLL_S)
+    context = WebKit2.WebContext(
+        website_data_manager=data_manager,
+        memory_pressure_settings=pressure,
+    )
+    # One local page: no back-forward cache, and a small memory cache.
+    context.set_cache_model(WebKit2.CacheModel.DOCUMENT_VIEWER)
+    return context
 
 
 def kiosk_settings() -> Any:

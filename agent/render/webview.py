@@ -36,6 +36,7 @@ from agent.render.gui import (
     GuiDispatcher,
     WebviewError,
     find_webkit_view,
+    kiosk_context,
     kiosk_settings,
     lock_content,
     lock_view,
@@ -55,6 +56,7 @@ CALL_TIMEOUT_S = 15.0
 LOAD_TIMEOUT_S = 30.0
 RECREATE_MIN_GAP_S = 5.0
 STOP_GRACE_S = 3.0
+MEMORY_LIMIT_MB = 300
 EXIT_OK = 0
 EXIT_FAILED = 1
 PAGE_FILES = ("index.html", "screen.css", "screen.js")
@@ -83,6 +85,7 @@ class Screen:
         *,
         liveness_interval_s: float = LIVENESS_INTERVAL_S,
         liveness_timeout_s: float = 5.0,
+        memory_limit_mb: int = MEMORY_LIMIT_MB,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._dispatcher = dispatcher
@@ -90,6 +93,7 @@ class Screen:
         self._page_url = page_url
         self._interval_s = liveness_interval_s
         self._timeout_s = liveness_timeout_s
+        self._memory_limit_mb = memory_limit_mb
         self._clock = clock
         self._view: Any = None
         self._context: Any = None
@@ -122,7 +126,10 @@ class Screen:
         lock_window(native)
         # pywebview's own view carries its JS bridge and injected scripts; the
         # page needs neither, so it is swapped for a view configured here.
-        self._context = placeholder.get_context()
+        self._context = kiosk_context(
+            self._memory_limit_mb,
+            placeholder.get_context().get_website_data_manager(),
+        )
         self._content = WebKit2.UserContentManager()
         lock_content(self._content)
         self._settings = kiosk_settings()
@@ -419,6 +426,7 @@ def run_with_webview(
     agent_main: Callable[[Renderer], Awaitable[int]],
     *,
     disable_compositing: bool = True,
+    memory_limit_mb: int = MEMORY_LIMIT_MB,
     title: str = "kiosk-agent",
     liveness_timeout_s: float = 5.0,
     liveness_interval_s: float = LIVENESS_INTERVAL_S,
@@ -428,7 +436,8 @@ def run_with_webview(
 
     Returns ``agent_main``'s exit code; 0 when SIGTERM or SIGINT stopped it
     (the agent is cancelled, the window closes within ``STOP_GRACE_S``); 1 when
-    the window went away first or the agent crashed. ``page_dir`` holds
+    the window went away first or the agent crashed. ``memory_limit_mb`` is
+    the web process's memory limit (see ``kiosk_context``). ``page_dir`` holds
     ``index.html`` and its files (default: the bundled page). Raises
     WebviewError when there is no display or no GTK WebKit.
     """
@@ -465,6 +474,7 @@ def run_with_webview(
             page_url,
             liveness_interval_s=liveness_interval_s,
             liveness_timeout_s=liveness_timeout_s,
+            memory_limit_mb=memory_limit_mb,
         )
         renderer = WebviewRenderer(screen, dispatcher)
         agent = _AgentThread(

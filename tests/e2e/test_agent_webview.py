@@ -255,6 +255,32 @@ def test_killed_web_process_is_replaced_and_the_school_shown_again(
     assert not set(before) & set(screen.web_processes())
 
 
+def test_web_process_over_its_memory_limit_is_replaced(
+    screen: WebviewAgent, school: StubServer
+) -> None:
+    """A page past ``webkit_memory_limit_mb`` (300 MB) is ended and replaced."""
+    before = screen.web_processes()
+    hog = "(() => { window.__hog = new Uint8Array(400 << 20).fill(1); return 0; })()"
+
+    assert screen.evaluate(hog) == 0
+
+    screen.wait_for(
+        lambda: any(
+            e["reason"] == "exceeded-memory-limit"
+            for e in screen.logged("webview_recreated")
+        ),
+        timeout_s=45,
+        what="the web process ended for its memory",
+    )
+    screen.wait_for_js(
+        "window.__hog === undefined && document.getElementById('school')"
+        f".textContent === {json.dumps(school_name(school))}",
+        timeout_s=20,
+        what="the school on a new page",
+    )
+    assert not set(before) & set(screen.web_processes())
+
+
 def test_unpaired_agent_shows_how_to_pair(
     stub: StubServer, agents: list[WebviewAgent], tmp_path: Path
 ) -> None:
