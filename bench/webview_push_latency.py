@@ -18,9 +18,15 @@ so its memory is measured without the stub's or this script's.
   ``POST /admin/edit``; measured from just before the admin call to the second
   animation frame after the new name is in the DOM (a MutationObserver in the
   page stamps ``Date.now()``; page and script share the machine's clock).
+- idle CPU: CPU time of the agent and its WebKit processes over ``--idle-s``
+  with the live screen up and no edits, as a share of one core.
 - memory: PSS summed over the agent and its WebKit processes, at idle (after
   start-up and ``--settle-s``), each minute of the soak, and after it (again
   after ``--settle-s``). The soak keeps editing every ``--gap-s``.
+
+PSS shares a library's pages among every process that maps it, so a second
+WebKit program running at the same time (another agent, the e2e tests) makes
+the figures look smaller than they are: run this alone.
 """
 
 from __future__ import annotations
@@ -68,6 +74,9 @@ def main() -> int:
     parser.add_argument("--min-edits", type=int, default=100)
     parser.add_argument("--gap-s", type=float, default=3.5)
     parser.add_argument("--settle-s", type=float, default=10.0)
+    parser.add_argument(
+        "--idle-s", type=float, default=60.0, help="CPU sample, no edits"
+    )
     parser.add_argument("--timeout-s", type=float, default=30.0)
     parser.add_argument("--out", type=Path, help="also write the result here (JSON)")
     args = parser.parse_args()
@@ -113,13 +122,16 @@ def _first_paints(stub: Any, state_dir: Path, starts: int) -> dict[str, Any]:
 
 
 def _soak(stub: Any, state_dir: Path, args: Any) -> dict[str, Any]:
-    from tests.e2e.agentview import pss_kib
+    from tests.e2e.agentview import cpu_seconds, pss_kib
 
     agent = _start(stub, state_dir)
     try:
         agent.wait_for_js("window.kiosk.alive().revision !== null", 30, "a snapshot")
         time.sleep(args.settle_s)
         idle = pss_kib(agent.pid)
+        cpu_before = cpu_seconds(agent.pid)
+        time.sleep(args.idle_s)
+        idle_cpu = (cpu_seconds(agent.pid) - cpu_before) / args.idle_s
         agent.evaluate(HOOK)
 
         latencies: list[float] = []
@@ -159,6 +171,7 @@ def _soak(stub: Any, state_dir: Path, args: Any) -> dict[str, Any]:
             "growth_kib": after["pss_kib"] - idle["pss_kib"],
             "samples": samples,
         },
+        "idle_cpu_percent": round(100 * idle_cpu, 1),
         "soak_s": round(soaked_s),
         "webview_recreated": recreated,
         "agent_exit": code,

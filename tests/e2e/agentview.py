@@ -277,6 +277,20 @@ def pss_kib(root: int) -> dict[str, Any]:
     return totals
 
 
+def cpu_seconds(root: int) -> float:
+    """CPU time (user plus system) used so far by ``root`` and its processes."""
+    ticks = 0
+    for pid in [root, *descendants(root)]:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command name, which may itself hold spaces.
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
