@@ -229,6 +229,10 @@ def test_reload_push_reloads_the_page_and_reapplies_the_view(
         what="a fresh page with the school",
     )
     assert screen.evaluate("window.kiosk.alive().revision") is not None
+    # A new page starts its long day list at the top and holds it there for
+    # the default 8 s, rather than turning on its first tick.
+    page = screen.evaluate(DAY_LIST_PAGE)
+    assert page["overflowing"] and page["offset"] == 0, page
     assert screen.logged("push_reload")
     assert screen.logged("screen_reload")
 

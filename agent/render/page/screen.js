@@ -586,9 +586,11 @@
 
   function scrollers() {
     if (!st.scrollers.length) {
+      // A fresh page shows each list's first page for a full hold.
+      var now = Date.now();
       var viewports = doc.querySelectorAll(".viewport");
       for (var i = 0; i < viewports.length; i += 1) {
-        st.scrollers.push({ vp: viewports[i], pos: 0, max: 0, movedAt: 0 });
+        st.scrollers.push({ vp: viewports[i], pos: 0, max: 0, movedAt: now });
       }
     }
     return st.scrollers;
