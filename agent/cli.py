@@ -175,16 +175,19 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("auto", "console", "json", "journal"))
 
 
-def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    return load_settings(
-        args.config,
-        server_url=args.server,
-        token=args.token,
-        state_dir=args.state_dir,
-        log_level=args.log_level,
-        log_format=args.log_format,
-        **extra,
-    )
+def _common_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every subcommand takes from its command line."""
+    return {
+        "server_url": args.server,
+        "token": args.token,
+        "state_dir": args.state_dir,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, **_common_overrides(args))
 
 
 # -- run --------------------------------------------------------------------
@@ -196,11 +199,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # is logged and falls back to its default instead.
     settings, problems = load_settings_leniently(
         args.config,
-        server_url=args.server,
-        token=args.token,
-        state_dir=args.state_dir,
-        log_level=args.log_level,
-        log_format=args.log_format,
+        **_common_overrides(args),
         renderer=args.renderer,
         push_enabled=False if args.no_push else None,
     )

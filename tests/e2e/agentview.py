@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.integration.agentproc import terminate
+from tests.integration.agentproc import poll_until, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT_S = 20.0
@@ -153,14 +153,9 @@ class WebviewAgent:
         self, predicate: Callable[[], Any], timeout_s: float = 15.0, what: str = ""
     ) -> Any:
         """Poll ``predicate`` until truthy; fail with the log tail if it never is."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            if not self.alive():
-                break
-            time.sleep(0.05)
+        value = poll_until(predicate, timeout_s, self.alive, interval_s=0.05)
+        if value:
+            return value
         raise AssertionError(
             f"timed out waiting for {what or 'condition'}; log tail:\n{self.log_tail()}"
         )

@@ -30,6 +30,25 @@ def terminate(
     return code, time.monotonic() - started
 
 
+def poll_until(
+    predicate: Callable[[], Any],
+    timeout_s: float,
+    alive: Callable[[], bool],
+    interval_s: float = 0.02,
+) -> Any:
+    """``predicate``'s first truthy value, or None once it times out or the
+    process ends (so the caller can fail with that process's log)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if not alive():
+            return None
+        time.sleep(interval_s)
+    return None
+
+
 def empty_config(directory: Path) -> Path:
     """An empty settings file, so no machine-wide config leaks into a test."""
     path = directory / "agent.toml"
@@ -144,13 +163,8 @@ class AgentProcess:
         what: str = "condition",
     ) -> Any:
         """Poll ``predicate`` until truthy; fail with the agent's log if it never is."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            if not self.alive():
-                break
-            time.sleep(0.02)
+        value = poll_until(predicate, timeout_s, self.alive)
+        if value:
+            return value
         tail = "\n".join(self.raw_log().splitlines()[-40:])
         raise AssertionError(f"timed out waiting for {what}; agent log tail:\n{tail}")
