@@ -70,6 +70,8 @@ PAIRING_RECHECK_S = 5.0
 HOUSEKEEPING_S = 5.0
 # How long a refused WebSocket rests before it is tried again while HTTP works.
 PUSH_REARM_S = 300.0
+# While offline, how often the log says the agent is still trying.
+OFFLINE_REMIND_S = 300.0
 PAIRING_HELP = (
     "To pair it, run  kiosk-agent pair <token or display URL>  on this device, "
     "or put kiosk-agent.toml with server_url and token on the boot partition "
@@ -106,6 +108,7 @@ class Coordinator:
         self._server_revision: int | None = None
         self._lower_since: float | None = None
         self._offline_since: datetime | None = None
+        self._offline_reminded_at = 0.0
         self._notice: NoticeKind | None = None
         self._reload_pending = False
         self._push_started_at: float | None = None
@@ -405,7 +408,12 @@ class Coordinator:
 
     def _on_poll_failure(self, error: BaseException, retry_in_s: float) -> None:
         if isinstance(error, NotReadyError):
-            # Not an outage, but a technician should see why the screen lags.
+            # Not an outage: the server answered, so the offline badge goes and
+            # push may try again; a technician should still see why it lags.
+            recovered = self._end_outage()
+            if recovered:
+                self._spawn(self._render(), "render-recovered")
+            self._maybe_rearm_push(recovered)
             first = not self._not_ready
             self._not_ready = True
             (log.info if first else log.debug)(
@@ -424,9 +432,23 @@ class Coordinator:
             last_error={"code": "offline", "message": message, "at": utc_now_iso()}
         )
         if self._offline_since is not None:
-            log.debug("server_still_unreachable", error=message)
+            # A line now and then, so a technician reading the journal sees
+            # the agent is still trying; every failure would flood it.
+            quiet_s = time.monotonic() - self._offline_reminded_at
+            if quiet_s >= OFFLINE_REMIND_S:
+                self._offline_reminded_at = time.monotonic()
+                offline_s = (datetime.now(UTC) - self._offline_since).total_seconds()
+                log.warning(
+                    "server_still_unreachable",
+                    error=message,
+                    offline_s=round(offline_s),
+                    retry_in_s=round(retry_in_s, 1),
+                )
+            else:
+                log.debug("server_still_unreachable", error=message)
             return
         self._offline_since = datetime.now(UTC)
+        self._offline_reminded_at = time.monotonic()
         log.warning(
             "server_unreachable", error=message, retry_in_s=round(retry_in_s, 1)
         )
@@ -441,12 +463,7 @@ class Coordinator:
             self._not_ready = False
             log.info("snapshot_ready")
             self._status.update(last_error=None)
-        recovered = self._offline_since is not None or self._rejection is not None
-        if self._offline_since is not None:
-            seconds = (datetime.now(UTC) - self._offline_since).total_seconds()
-            log.info("server_recovered", offline_s=round(seconds))
-            self._offline_since = None
-            self._status.update(offline_since=None, last_error=None)
+        recovered = self._end_outage() or self._rejection is not None
         if self._rejection is not None:
             log.info("screen_accepted", was=self._rejection.value)
             self._rejection = None
@@ -458,6 +475,16 @@ class Coordinator:
         if recovered:
             self._spawn(self._render(), "render-recovered")
         self._maybe_rearm_push(recovered)
+
+    def _end_outage(self) -> bool:
+        """The server answered: clear the offline state; True if there was one."""
+        if self._offline_since is None:
+            return False
+        seconds = (datetime.now(UTC) - self._offline_since).total_seconds()
+        log.info("server_recovered", offline_s=round(seconds))
+        self._offline_since = None
+        self._status.update(offline_since=None, last_error=None)
+        return True
 
     def _maybe_rearm_push(self, recovered: bool) -> None:
         """Try push again after evidence of recovery, or after a quiet while.
@@ -552,8 +579,8 @@ class Coordinator:
             if not self._push_wanted():
                 return
 
-    def _on_push_state(self, state: PushState, retries: int) -> None:
-        self._status.update(push=state.value, push_retries=retries)
+    def _on_push_state(self, state: PushState, failures: int) -> None:
+        self._status.update(push=state.value, push_failures=failures)
         self._notifier.status(self._status_line())
         self._poller_reschedule()
 

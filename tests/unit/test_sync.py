@@ -269,6 +269,42 @@ async def test_server_outage_marks_offline_but_keeps_content(tmp_path: Path) -> 
 
 
 @respx.mock
+async def test_server_back_with_an_older_revision_is_no_longer_offline(
+    tmp_path: Path,
+) -> None:
+    """A server that answers, even with a body that is not applied, is not down.
+
+    A restored or restarted server may report a lower revision for a while:
+    the screen keeps the newer schedule but drops the offline badge.
+    """
+    SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
+    down = True
+
+    def status(request: httpx.Request) -> httpx.Response:
+        if down:
+            return httpx.Response(503)
+        return httpx.Response(
+            200, json={"fetch_required": True, "schedule_revision": 5}
+        )
+
+    def body(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503) if down else snapshot_response(5, "Reset")
+
+    respx.get(STATUS).mock(side_effect=status)
+    snap = respx.get(SNAPSHOT).mock(side_effect=body)
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: any(v.offline_since for v in renderer.shown()))
+        down = False
+        calls = snap.call_count
+        await until(lambda: snap.call_count > calls)
+        await until(lambda: renderer.shown()[-1].offline_since is None)
+
+    assert {v.revision for v in renderer.shown()} == {60}
+
+
+@respx.mock
 async def test_reload_flag_reloads_the_page_after_applying(tmp_path: Path) -> None:
     """A status reload request refetches and reloads the renderer."""
     SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
