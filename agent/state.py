@@ -27,7 +27,7 @@ _EMPTY: dict[str, Any] = {
     "poll_interval_s": None,
     "next_poll_at": None,
     "push": "disabled",
-    "push_retries": 0,
+    "push_failures": 0,
     "last_change_at": None,
     "rendered_revision": None,
     "rendered_at": None,

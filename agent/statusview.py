@@ -20,10 +20,14 @@ def summary(data: dict[str, Any], *, now: datetime | None = None) -> str:
         f"showing:      revision {_v(data.get('rendered_revision'))}"
         f" since {_ago(data.get('rendered_at'), now)}",
         f"last change:  {_ago(data.get('last_change_at'), now)}",
-        f"last poll:    {_ago(data.get('last_poll_at'), now)},"
+        f"last reply:   {_ago(data.get('last_poll_at'), now)},"
         f" every {_v(data.get('poll_interval_s'))} s",
         f"push:         {data.get('push', '-')}"
-        + (f" ({data['push_retries']} retries)" if data.get("push_retries") else ""),
+        + (
+            f" ({data['push_failures']} failures in a row)"
+            if data.get("push_failures")
+            else ""
+        ),
     ]
     if data.get("notice"):
         lines.append(f"notice:       {data['notice']}")

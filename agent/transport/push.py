@@ -127,7 +127,7 @@ class PushListener:
         self._url = url
         self._origin = origin
         self._on_event = on_event
-        self._on_state = on_state or (lambda state, retries: None)
+        self._on_state = on_state or (lambda state, failures: None)
         self._ping_interval_s = ping_interval_s
         self._dead_after_s = dead_after_s
         self._backoff_max_s = backoff_max_s
@@ -166,6 +166,8 @@ class PushListener:
                 await retrying(self._session)
             except RetryError as exc:
                 last = exc.last_attempt.exception()
+                # before_sleep counted all but the last failure.
+                self.failures = exc.last_attempt.attempt_number
                 log.warning(
                     "push_given_up",
                     failures=self.failures,

@@ -215,7 +215,7 @@ async def test_gives_up_after_failures_in_a_row() -> None:
     assert await asyncio.wait_for(listener.run(), 10) is PushState.GIVEN_UP
     assert len(slept) == 9
     assert all(0 <= s <= min(60, 2**i) for i, s in enumerate(slept))
-    assert states[-1] == (PushState.GIVEN_UP, 9)
+    assert states[-1] == (PushState.GIVEN_UP, 10)
 
 
 async def test_silent_socket_is_declared_dead_and_retried(server: Server) -> None:
