@@ -25,8 +25,8 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from agent.config import Settings, load_settings
-from agent.errors import ConfigError, RejectedError, Rejection, TransientError
+from agent.config import Settings, load_settings_leniently
+from agent.errors import RejectedError, Rejection, TransientError
 from agent.identity import BACKUP_FILE, KEY_FILE, is_valid_key, key_hint
 from agent.pairflow import explain_unreachable
 from agent.pairing import Pairing, PairingStore
@@ -105,11 +105,19 @@ async def run_doctor(
 
 
 async def check_config(ctx: Context, overrides: dict[str, object]) -> Finding:
-    try:
-        ctx.settings = load_settings(ctx.config_file, **overrides)  # type: ignore[arg-type]
-    except ConfigError as exc:
+    # Read the way `run` does, so the other checks see the settings the agent
+    # would really use: a bad key falls back to its default there too.
+    ctx.settings, problems = load_settings_leniently(
+        ctx.config_file,
+        **overrides,  # type: ignore[arg-type]
+    )
+    if problems:
         return Finding(
-            "config", Level.FAIL, str(exc), "edit the file or variable named"
+            "config",
+            Level.FAIL,
+            "; ".join(problems),
+            "correct the setting in the file or variable named; until then the "
+            "agent runs with its default",
         )
     where = ctx.config_file or "/etc/kiosk-agent/agent.toml (if present)"
     return Finding("config", Level.OK, f"settings parse ({where})")

@@ -33,8 +33,13 @@ async def test_config_passes_and_fails(tmp_path: Path) -> None:
     bad.write_text("poll_min_s = -3\n")
 
     assert (await doctor.check_config(Context(good), {})).level is Level.OK
-    finding = await doctor.check_config(Context(bad), {})
+    context = Context(bad)
+    finding = await doctor.check_config(context, {})
     assert finding.level is Level.FAIL and "poll_min_s" in finding.detail
+    assert "default" in finding.fix
+    # The other checks go on with what the agent would use: the default.
+    assert context.settings is not None
+    assert context.settings.poll_min_s == Settings().poll_min_s
 
 
 async def test_token_missing_fails_and_present_passes(tmp_path: Path) -> None:
