@@ -306,7 +306,9 @@ def _offline(text: str | None) -> str:
 def _notice(notice: NoticeView | None) -> str:
     n = notice or NoticeView(notice="", title="", text="")
     return (
-        f'<div id="notice" class="notice"{_hidden(notice is None)}>'
+        # Notices are written in English: left to right even on an Arabic page.
+        '<div id="notice" class="notice" dir="ltr" lang="en"'
+        f"{_hidden(notice is None)}>"
         '<div class="notice-card"><div class="notice-icon"></div>'
         f'<h1 id="notice-title" class="notice-title">{_e(n.title)}</h1>'
         f'<p id="notice-text" class="notice-text">{_e(n.text)}</p>'

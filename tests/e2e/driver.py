@@ -150,6 +150,14 @@ async def rtl(renderer: WebviewRenderer) -> int:
         ),
         text=await text_of(renderer, "school"),
     )
+    # Notice text is English, so it stays left to right on an Arabic page.
+    await renderer.show_notice(NoticeKind.SCREEN_BOUND, "Bound elsewhere.")
+    emit(
+        "notice_layout",
+        direction=await renderer.evaluate(
+            "getComputedStyle(document.getElementById('notice-text')).direction"
+        ),
+    )
     return 0
 
 

@@ -71,11 +71,13 @@ def test_hostile_strings_are_shown_as_text(run_scenario: Run, page: Path) -> Non
 
 def test_rtl_view_lays_out_right_to_left(run_scenario: Run, page: Path) -> None:
     """An Arabic view switches the document and its text to right-to-left."""
-    layout = run_scenario("rtl", page).first("layout")
+    outcome = run_scenario("rtl", page)
+    layout = outcome.first("layout")
 
     assert layout["dir"] == "rtl"
     assert layout["direction"] == "rtl"
     assert layout["text"] == "مدرسة الأمل"
+    assert outcome.first("notice_layout")["direction"] == "ltr"
 
 
 def test_each_notice_is_shown_and_cleared_by_a_view(run_scenario: Run) -> None:

@@ -173,6 +173,8 @@ async def test_notice_page_contains_text_and_hint(tmp_path: Path) -> None:
 
     page = out.read_text()
     assert 'data-notice="screen_bound"' in page
+    # English text keeps left to right whatever the school's direction.
+    assert '<div id="notice" class="notice" dir="ltr" lang="en">' in page
     assert "Ask the administrator &lt;now&gt;." in _static(page)
     assert '<span id="notice-hint-text" class="hint-text">3f9a1c2e</span>' in page
     assert _embedded(page)["notice"] == "screen_bound"
