@@ -191,10 +191,15 @@ async def test_stop_returns_quickly_with_an_open_socket() -> None:
     assert elapsed < 2.0
 
 
-def test_cli_help_explains_itself() -> None:
-    """kiosk-stub --help exits 0 and describes the stub and its options."""
+@pytest.mark.parametrize(
+    "command",
+    [[KIOSK_STUB], [sys.executable, "-m", "server_stub"]],
+    ids=["kiosk-stub", "python-m"],
+)
+def test_cli_help_explains_itself(command: list[str]) -> None:
+    """kiosk-stub --help (or python -m server_stub) describes the stub."""
     result = subprocess.run(
-        [KIOSK_STUB, "--help"], capture_output=True, text=True, timeout=20
+        [*command, "--help"], capture_output=True, text=True, timeout=20
     )
 
     assert result.returncode == 0
