@@ -219,15 +219,19 @@ def run_agent(settings: Settings) -> int:
     if settings.renderer == "webview":
         from agent.render.webview import run_with_webview
 
-        return run_with_webview(
+        code = run_with_webview(
             lambda renderer: _serve(settings, renderer),
             disable_compositing=settings.webkit_disable_compositing,
             memory_limit_mb=settings.webkit_memory_limit_mb,
         )
-    from agent.render.headless import HeadlessRenderer
+    else:
+        from agent.render.headless import HeadlessRenderer
 
-    renderer = HeadlessRenderer(settings.state_dir / "screen.html")
-    return asyncio.run(_until_signalled(lambda: _serve(settings, renderer)))
+        renderer = HeadlessRenderer(settings.state_dir / "screen.html")
+        code = asyncio.run(_until_signalled(lambda: _serve(settings, renderer)))
+    # The last line a technician sees from this run, whichever renderer.
+    log.info("agent_stopped", exit_code=code)
+    return code
 
 
 async def _serve(settings: Settings, renderer: Renderer) -> int:
@@ -259,7 +263,6 @@ async def _until_signalled(main: Callable[[], Awaitable[int]]) -> int:
         return await task
     except asyncio.CancelledError:
         if task.cancelled():
-            log.info("agent_stopped")
             return EXIT_OK
         raise
     finally:
@@ -309,17 +312,26 @@ def _cmd_unpair(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from agent.state import read_status
+    from agent.state import STATUS_FILE, read_status
     from agent.statusview import summary
 
     settings = _settings(args)
     data = read_status(settings.state_dir)
     if data is None:
-        print(
-            f"No readable status.json in {settings.state_dir}: the agent has not "
-            "run with this state directory yet (or use --state-dir).",
-            file=sys.stderr,
-        )
+        path = settings.state_dir / STATUS_FILE
+        if path.exists():
+            why = (
+                f"{path} exists but cannot be read as a status (damaged, or not "
+                "readable by this user); a running agent rewrites it at its "
+                "next poll, so try again shortly, or read "
+                "`journalctl -u kiosk-agent`."
+            )
+        else:
+            why = (
+                f"No status.json in {settings.state_dir}: the agent has not run "
+                "with this state directory yet (or use --state-dir)."
+            )
+        print(why, file=sys.stderr)
         return EXIT_FAILED
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))

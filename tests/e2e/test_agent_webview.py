@@ -345,6 +345,7 @@ def test_sigterm_stops_the_real_command_cleanly_within_five_seconds(
 
     assert code == 0
     assert elapsed < 5.0
+    assert [e["exit_code"] for e in agent.logged("agent_stopped")] == [0]
     assert web
     # The web process ends once its parent's connection drops, a moment later.
     deadline = time.monotonic() + 5.0 - elapsed

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from server_stub.testing import StubServer
 from tests.integration.agentproc import AgentProcess, empty_config
@@ -246,6 +247,7 @@ def test_sigterm_exits_cleanly_within_five_seconds(agent_factory: AgentFactory) 
     assert code == 0
     assert seconds < 5
     assert agent.events("agent_stopping")
+    assert [e["exit_code"] for e in agent.events("agent_stopped")] == [0]
 
 
 def test_hostile_announcement_text_is_escaped(
@@ -351,6 +353,35 @@ def test_status_command_summarises_the_running_agent(
     assert result.returncode == 0, result.stderr
     assert "running" in result.stdout
     assert f"revision {revision}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(None, "has not run"), (b'{"state": "runn', "cannot be read")],
+    ids=["missing", "damaged"],
+)
+def test_status_command_tells_a_missing_file_from_a_damaged_one(
+    tmp_path: Path, content: bytes | None, says: str
+) -> None:
+    """Without a usable status.json, status fails and says which case it is."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    if content is not None:
+        (state_dir / "status.json").write_bytes(content)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "status", "--state-dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={
+            "KIOSK_AGENT_CONFIG": str(empty_config(tmp_path)),
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+
+    assert result.returncode != 0
+    assert says in result.stderr
 
 
 def test_systemd_hears_ready_status_and_watchdog(
