@@ -245,6 +245,28 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def still_running(pids: list[int], within_s: float = 0.0) -> list[int]:
+    """Those of ``pids`` still running after up to ``within_s`` (zombies count
+    as ended).
+
+    WebKit's helpers end by themselves once the UI process's connection
+    drops, a moment after it exits, so callers give them a short while.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[-1].split()[0] != "Z":
+                alive.append(pid)
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
 def pss_kib(root: int) -> dict[str, Any]:
     """PSS and RSS (KiB) summed over ``root`` and every process below it.
 

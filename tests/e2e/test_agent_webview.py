@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from server_stub.state import StubState
 from server_stub.testing import StubServer
-from tests.e2e.agentview import WebviewAgent
+from tests.e2e.agentview import WebviewAgent, still_running
 
 pytestmark = pytest.mark.e2e
 
@@ -347,21 +346,4 @@ def test_sigterm_stops_the_real_command_cleanly_within_five_seconds(
     assert elapsed < 5.0
     assert [e["exit_code"] for e in agent.logged("agent_stopped")] == [0]
     assert web
-    # The web process ends once its parent's connection drops, a moment later.
-    deadline = time.monotonic() + 5.0 - elapsed
-    while running(web) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(web)
-
-
-def running(pids: list[int]) -> list[int]:
-    """Those of ``pids`` that still run (a zombie has finished)."""
-    alive = []
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[-1].split()[0] != "Z":
-            alive.append(pid)
-    return alive
+    assert not still_running(web, within_s=5.0 - elapsed)

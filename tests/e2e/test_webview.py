@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.agentview import still_running
 from tests.e2e.conftest import FIXTURE_PAGE, ROOT, Outcome
 from tests.e2e.driver import HOSTILE, SCHOOL
 
@@ -165,7 +166,7 @@ def test_sigterm_exits_cleanly_within_five_seconds(
 
     assert returncode == 0
     assert elapsed < 5.0
-    assert ready and not _alive_pids(ready)
+    assert ready and not still_running(ready, within_s=5.0 - elapsed)
 
 
 def _wait_for_line(
@@ -183,15 +184,3 @@ def _wait_for_line(
                 pids: list[int] = json.loads(line)["pids"]
                 return pids
     raise AssertionError(f"no {needle} from the driver in {timeout_s} s")
-
-
-def _alive_pids(pids: list[int]) -> list[int]:
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
