@@ -414,27 +414,46 @@ async def check_display(ctx: Context) -> Finding:
 
 
 async def check_service(ctx: Context) -> Finding:
+    """The system unit enabled (Lite), or the desktop user's unit running.
+
+    On Raspberry Pi OS with desktop the agent runs as the desktop user's
+    service, started from the labwc autostart, and the system unit must stay
+    off; so a disabled system unit is only a problem if the user unit is not
+    running either.
+    """
     if shutil.which("systemctl") is None:
         return Finding("service", Level.WARN, "systemctl not found", "")
+    name = ctx.service_name
     try:
-        result = await asyncio.to_thread(
-            subprocess.run,
-            ["systemctl", "is-enabled", ctx.service_name],
-            capture_output=True,
-            text=True,
-            timeout=NET_TIMEOUT_S,
-        )
+        enabled, state = await _systemctl("is-enabled", name)
+        if enabled:
+            return Finding("service", Level.OK, f"{name} is {state}")
+        user_active, user_state = await _systemctl("--user", "is-active", name)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Finding("service", Level.WARN, f"systemctl failed: {exc}", "")
-    state = result.stdout.strip() or result.stderr.strip()
-    if result.returncode != 0:
+    if user_active:
         return Finding(
-            "service",
-            Level.FAIL,
-            f"{ctx.service_name} is not enabled ({state})",
-            f"systemctl enable --now {ctx.service_name}",
+            "service", Level.OK, f"{name} runs as this user's service ({user_state})"
         )
-    return Finding("service", Level.OK, f"{ctx.service_name} is {state}")
+    return Finding(
+        "service",
+        Level.FAIL,
+        f"{name} is not enabled ({state}) and no user service runs ({user_state})",
+        f"systemctl enable --now {name}; on the desktop edition, start it from "
+        "the labwc autostart instead (docs/install.md)",
+    )
+
+
+async def _systemctl(*args: str) -> tuple[bool, str]:
+    """Whether ``systemctl *args`` succeeded, and what it printed."""
+    result = await asyncio.to_thread(
+        subprocess.run,
+        ["systemctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=NET_TIMEOUT_S,
+    )
+    return result.returncode == 0, result.stdout.strip() or result.stderr.strip()
 
 
 def _skip(name: str, because: str) -> Finding:

@@ -187,16 +187,31 @@ async def test_display_missing_webkit_fails(
     assert finding.level is Level.FAIL and "gir1.2-webkit2-4.1" in finding.fix
 
 
-async def test_service_enabled_and_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    """systemctl is-enabled decides; a disabled unit is FAIL with the command."""
+@pytest.mark.parametrize(
+    ("system", "user", "level"),
+    [
+        ((0, "enabled"), (3, "inactive"), Level.OK),
+        ((1, "disabled"), (0, "active"), Level.OK),
+        ((1, "disabled"), (3, "inactive"), Level.FAIL),
+    ],
+    ids=["system-enabled", "desktop-user-service", "neither"],
+)
+async def test_service_system_or_desktop_user(
+    monkeypatch: pytest.MonkeyPatch,
+    system: tuple[int, str],
+    user: tuple[int, str],
+    level: Level,
+) -> None:
+    """The enabled system unit or a running user unit passes; neither is FAIL."""
     monkeypatch.setattr(doctor.shutil, "which", lambda name: "/bin/systemctl")
 
-    def answer(code: int, text: str) -> Any:
-        return lambda *a, **k: subprocess.CompletedProcess(a, code, text, "")
+    def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        code, text = user if "--user" in command else system
+        return subprocess.CompletedProcess(command, code, text + "\n", "")
 
-    monkeypatch.setattr(doctor.subprocess, "run", answer(0, "enabled\n"))
-    assert (await doctor.check_service(Context(None))).level is Level.OK
-
-    monkeypatch.setattr(doctor.subprocess, "run", answer(1, "disabled\n"))
+    monkeypatch.setattr(doctor.subprocess, "run", run)
     finding = await doctor.check_service(Context(None))
-    assert finding.level is Level.FAIL and "systemctl enable" in finding.fix
+
+    assert finding.level is level, finding
+    if level is Level.FAIL:
+        assert "systemctl enable" in finding.fix and "labwc" in finding.fix
