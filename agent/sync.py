@@ -700,7 +700,10 @@ class Coordinator:
                 self._cached.snapshot,
                 server_offset_ms=self._clock.offset_ms,
                 offline_since=self._offline_since,
-                saved_at=self._cached.saved_at,
+                # Saved by this device's clock; shown beside the page's clock,
+                # which runs on the server's.
+                saved_at=self._cached.saved_at
+                + timedelta(milliseconds=self._clock.offset_ms),
                 digits=self._settings.digits,
             )
         except Exception:

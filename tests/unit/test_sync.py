@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +304,29 @@ async def test_server_back_with_an_older_revision_is_no_longer_offline(
         await until(lambda: renderer.shown()[-1].offline_since is None)
 
     assert {v.revision for v in renderer.shown()} == {60}
+
+
+@respx.mock
+async def test_offline_badge_time_follows_the_server_clock(tmp_path: Path) -> None:
+    """With the device clock an hour slow, "saved at" is an hour later too,
+    matching the page's server-corrected clock."""
+    SnapshotStore(tmp_path).save(snapshot(60), etag='"e60"', revision=60)
+    saved = SnapshotStore(tmp_path).load()
+    assert saved is not None
+    ahead_ms = 3_600_000
+    server_now = str(int(time.time() * 1000) + ahead_ms)
+    respx.get(STATUS).respond(503, headers={"X-Server-Time-MS": server_now})
+    respx.get(SNAPSHOT).respond(503, headers={"X-Server-Time-MS": server_now})
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        view = await until(
+            lambda: next((v for v in renderer.shown() if v.offline_since), None)
+        )
+
+    assert view.saved_at is not None
+    shift = datetime.fromisoformat(view.saved_at) - saved.saved_at
+    assert abs(shift.total_seconds() - ahead_ms / 1000) < 5
 
 
 @respx.mock
