@@ -8,6 +8,7 @@ carries the token. The token is stored 0600 in the state directory.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tomllib
@@ -38,6 +39,15 @@ SHORT_CODE_RE = re.compile(r"[23456789ABCDEFGHJKLMNPQRSTUVWXYZ]{6}")
 class Pairing:
     server_url: str
     token: str
+
+    @property
+    def owner(self) -> str:
+        """Names the token in the snapshot cache without storing it.
+
+        Only the token: the same screen reached by a new server address (a
+        move to https, another host name) keeps its cache.
+        """
+        return hashlib.sha256(self.token.encode()).hexdigest()[:16]
 
 
 class PairingStore:

@@ -32,6 +32,8 @@ class Cached:
     etag: str | None
     revision: int | None
     saved_at: datetime
+    # Which pairing fetched it (Pairing.owner); None in older caches.
+    owner: str | None = None
 
 
 def is_snapshot_shaped(body: object) -> bool:
@@ -58,12 +60,18 @@ class SnapshotStore:
         return None
 
     def save(
-        self, snapshot: dict[str, Any], *, etag: str | None, revision: int | None
+        self,
+        snapshot: dict[str, Any],
+        *,
+        etag: str | None,
+        revision: int | None,
+        owner: str | None = None,
     ) -> Cached:
         """Store an applied snapshot durably; raises ``OSError`` if the disk fails."""
-        cached = Cached(snapshot, etag, revision, datetime.now(UTC))
+        cached = Cached(snapshot, etag, revision, datetime.now(UTC), owner)
         record = {
             "etag": etag,
+            "owner": owner,
             "revision": revision,
             "saved_at": cached.saved_at.isoformat(),
             "snapshot": snapshot,
@@ -107,4 +115,7 @@ def _parse(record: Any) -> Cached:
     ):
         raise TypeError("revision is not an integer")
     saved_at = datetime.fromisoformat(record["saved_at"])
-    return Cached(snapshot, etag, revision, saved_at)
+    owner = record.get("owner")
+    if owner is not None and not isinstance(owner, str):
+        raise TypeError("owner is not a string")
+    return Cached(snapshot, etag, revision, saved_at, owner)

@@ -72,6 +72,7 @@ HOUSEKEEPING_S = 5.0
 PUSH_REARM_S = 300.0
 # While offline, how often the log says the agent is still trying.
 OFFLINE_REMIND_S = 300.0
+CONNECTING = "Connecting to the school server…"
 PAIRING_HELP = (
     "To pair it, run  kiosk-agent pair <token or display URL>  on this device, "
     "or put kiosk-agent.toml with server_url and token on the boot partition "
@@ -132,6 +133,10 @@ class Coordinator:
         return self._cached.revision if self._cached else None
 
     @property
+    def _owner(self) -> str | None:
+        return self._pairing.owner if self._pairing else None
+
+    @property
     def _ws_enabled(self) -> bool:
         meta = self._meta()
         return meta.get("ws_enabled", True) is not False
@@ -144,6 +149,8 @@ class Coordinator:
         self._device_key = await self._load_identity()
         self._status.update(device_key_hint=key_hint(self._device_key))
         self._pairing = await self._wait_for_pairing()
+        if self._drop_cache_of_others(self._pairing):
+            await self._notice_screen(NoticeKind.WAITING, CONNECTING)
         self._status.update(paired=True, server=self._pairing.server_url)
         log.info(
             "agent_started",
@@ -190,15 +197,31 @@ class Coordinator:
     async def _show_cached(self) -> None:
         """Put the last good snapshot on screen before touching the network."""
         self._cached = await asyncio.to_thread(self._store.load)
+        pairing, _ = self._pairing_store.load()
+        if pairing is not None:
+            self._drop_cache_of_others(pairing)
         if self._cached is None:
-            await self._notice_screen(
-                NoticeKind.WAITING, "Connecting to the school server…"
-            )
+            await self._notice_screen(NoticeKind.WAITING, CONNECTING)
             return
         log.info("cache_shown", revision=self._cached.revision)
         self._server_revision = self._cached.revision
         self._status.update(revision=self._cached.revision, etag=self._cached.etag)
         await self._render()
+
+    def _drop_cache_of_others(self, pairing: Pairing) -> bool:
+        """Forget a cached schedule fetched with another token or server.
+
+        A screen moved to another school must not show the old school's day,
+        nor refuse the new one's lower revision as a step back in time.
+        """
+        cached = self._cached
+        if cached is None or cached.owner in (None, pairing.owner):
+            return False
+        log.warning("cache_of_other_pairing_ignored", revision=cached.revision)
+        self._cached = None
+        self._server_revision = None
+        self._status.update(revision=None, etag=None)
+        return True
 
     async def _load_identity(self) -> str:
         """The device key; while it cannot be read, keep the screen up and retry."""
@@ -332,12 +355,16 @@ class Coordinator:
         previous_ws = self._ws_enabled
         try:
             self._cached = await asyncio.to_thread(
-                self._store.save, fresh.body, etag=fresh.etag, revision=fresh.revision
+                self._store.save,
+                fresh.body,
+                etag=fresh.etag,
+                revision=fresh.revision,
+                owner=self._owner,
             )
         except OSError as exc:
             log.error("cache_write_failed", error=str(exc))
             self._cached = Cached(
-                fresh.body, fresh.etag, fresh.revision, datetime.now(UTC)
+                fresh.body, fresh.etag, fresh.revision, datetime.now(UTC), self._owner
             )
         self._notice = None
         await self._render()

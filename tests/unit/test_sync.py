@@ -17,6 +17,7 @@ import respx
 
 from agent import sync
 from agent.config import Settings
+from agent.pairing import PairingStore
 from agent.render.base import NoticeKind
 from agent.render.view import View
 from agent.store import SnapshotStore
@@ -170,6 +171,47 @@ async def test_older_revision_never_takes_the_screen_back(tmp_path: Path) -> Non
     assert [v.revision for v in renderer.shown()] == [60]
     cached = SnapshotStore(tmp_path).load()
     assert cached is not None and cached.revision == 60
+
+
+@respx.mock
+async def test_a_cache_from_another_pairing_is_never_shown(tmp_path: Path) -> None:
+    """A screen paired to a new token forgets the old school's schedule:
+    never shown, and its higher revision does not hold back the new one."""
+    SnapshotStore(tmp_path).save(
+        snapshot(60, "Old school"), etag='"e60"', revision=60, owner="0" * 16
+    )
+    respx.get(STATUS).respond(
+        200, json={"fetch_required": True, "schedule_revision": 5}
+    )
+    respx.get(SNAPSHOT).mock(return_value=snapshot_response(5, "New school"))
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: renderer.shown())
+
+    assert [v.revision for v in renderer.shown()] == [5]
+    cached = SnapshotStore(tmp_path).load()
+    pairing, _ = PairingStore(settings(tmp_path)).load()
+    assert cached is not None and pairing is not None
+    assert (cached.revision, cached.owner) == (5, pairing.owner)
+
+
+@respx.mock
+async def test_a_cache_from_this_pairing_is_shown_first(tmp_path: Path) -> None:
+    """The screen's own cached schedule is on screen before any request."""
+    pairing, _ = PairingStore(settings(tmp_path)).load()
+    assert pairing is not None
+    SnapshotStore(tmp_path).save(
+        snapshot(60), etag='"e60"', revision=60, owner=pairing.owner
+    )
+    respx.get(STATUS).respond(503)
+    snap = respx.get(SNAPSHOT).respond(503)
+    renderer = FakeRenderer()
+
+    async with running(Coordinator(settings(tmp_path), renderer)):
+        await until(lambda: snap.called)
+
+    assert renderer.shown()[0].revision == 60
 
 
 @respx.mock
