@@ -24,7 +24,7 @@ def summary(data: dict[str, Any], *, now: datetime | None = None) -> str:
         f" every {_v(data.get('poll_interval_s'))} s",
         f"push:         {data.get('push', '-')}"
         + (
-            f" ({data['push_failures']} failures in a row)"
+            f" (failures in a row: {data['push_failures']})"
             if data.get("push_failures")
             else ""
         ),

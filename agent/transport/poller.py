@@ -218,6 +218,8 @@ class Poller:
         delay = retry_state.upcoming_sleep
         if error is not None:
             self._on_failure(error, delay)
+        # While backing off, the next check is the retry, not the interval.
+        self._on_schedule(delay, self._monotonic() + delay)
 
     async def _idle(self, seconds: float) -> None:
         """Wait between checks; a poke or a cadence change ends it early."""

@@ -160,15 +160,17 @@ async def test_poke_fetch_runs_promptly_and_a_burst_is_one_fetch() -> None:
 
 async def test_transient_failure_is_retried_and_reported() -> None:
     """A failing check is retried with backoff; the failure is reported once per try."""
-    failures: list[BaseException] = []
+    failures: list[tuple[BaseException, float]] = []
     successes: list[bool] = []
+    schedules: list[float] = []
     script = Script(TransientError("down", retry_after_s=0.0), Result.UNCHANGED)
     poller = Poller(
         _tiny(fast_min_s=5, fast_max_s=5),
         script,
         lambda: FAST,
-        on_failure=lambda e, d: failures.append(e),
+        on_failure=lambda e, d: failures.append((e, d)),
         on_success=lambda: successes.append(True),
+        on_schedule=lambda i, d: schedules.append(i),
     )
     poller.poke(Check.STATUS)
     task = asyncio.create_task(poller.run())
@@ -178,7 +180,9 @@ async def test_transient_failure_is_retried_and_reported() -> None:
     await asyncio.sleep(0.1)
     task.cancel()
 
-    assert len(failures) == 1 and isinstance(failures[0], TransientError)
+    assert len(failures) == 1 and isinstance(failures[0][0], TransientError)
+    # While it backs off, the schedule reports the retry, not the 5 s interval.
+    assert failures[0][1] in schedules
     assert successes == [True]
     assert len(script.calls) == 2
 
