@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.integration.agentproc import poll_until, terminate
+from tests.integration.agentproc import poll_until, read_json_log, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT_S = 20.0
@@ -179,13 +179,7 @@ class WebviewAgent:
 
     def logs(self) -> list[dict[str, Any]]:
         """The agent's log as parsed JSON lines (other lines as ``raw``)."""
-        found = []
-        for line in self.log_path.read_text("utf-8", "replace").splitlines():
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                found.append({"event": "raw", "text": line})
-        return found
+        return read_json_log(self.log_path)
 
     def logged(self, event: str) -> list[dict[str, Any]]:
         """Every log record named ``event``."""

@@ -49,6 +49,17 @@ def poll_until(
     return None
 
 
+def read_json_log(path: Path) -> list[dict[str, Any]]:
+    """An agent's JSON log, a record per line; other lines as ``raw`` records."""
+    records = []
+    for line in path.read_text("utf-8", "replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            records.append({"event": "raw", "text": line})
+    return records
+
+
 def empty_config(directory: Path) -> Path:
     """An empty settings file, so no machine-wide config leaks into a test."""
     path = directory / "agent.toml"
@@ -142,13 +153,7 @@ class AgentProcess:
         return data if isinstance(data, dict) else {}
 
     def logs(self) -> list[dict[str, Any]]:
-        events = []
-        for line in self.log_path.read_text("utf-8", "replace").splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                events.append({"event": "raw", "text": line})
-        return events
+        return read_json_log(self.log_path)
 
     def raw_log(self) -> str:
         return self.log_path.read_text("utf-8", "replace")
