@@ -209,7 +209,7 @@ class Coordinator:
         await self._render()
 
     def _drop_cache_of_others(self, pairing: Pairing) -> bool:
-        """Forget a cached schedule fetched with another token or server.
+        """Forget a cached schedule fetched with another token.
 
         A screen moved to another school must not show the old school's day,
         nor refuse the new one's lower revision as a step back in time.
@@ -437,10 +437,7 @@ class Coordinator:
         if isinstance(error, NotReadyError):
             # Not an outage: the server answered, so the offline badge goes and
             # push may try again; a technician should still see why it lags.
-            recovered = self._end_outage()
-            if recovered:
-                self._spawn(self._render(), "render-recovered")
-            self._maybe_rearm_push(recovered)
+            self._server_answered()
             first = not self._not_ready
             self._not_ready = True
             (log.info if first else log.debug)(
@@ -490,28 +487,31 @@ class Coordinator:
             self._not_ready = False
             log.info("snapshot_ready")
             self._status.update(last_error=None)
-        recovered = self._end_outage() or self._rejection is not None
+        cleared = False
         if self._rejection is not None:
             log.info("screen_accepted", was=self._rejection.value)
             self._rejection = None
             self._status.update(last_error=None)
+            cleared = True
         if self._notice is not None:
             self._notice = None
             self._status.update(notice=None)
+            cleared = True
+        self._server_answered(cleared)
+
+    def _server_answered(self, cleared: bool = False) -> None:
+        """End an outage, re-render if anything on screen was cleared, and give
+        push another chance: the answer is evidence the network is back."""
+        recovered = cleared
+        if self._offline_since is not None:
+            seconds = (datetime.now(UTC) - self._offline_since).total_seconds()
+            log.info("server_recovered", offline_s=round(seconds))
+            self._offline_since = None
+            self._status.update(offline_since=None, last_error=None)
             recovered = True
         if recovered:
             self._spawn(self._render(), "render-recovered")
         self._maybe_rearm_push(recovered)
-
-    def _end_outage(self) -> bool:
-        """The server answered: clear the offline state; True if there was one."""
-        if self._offline_since is None:
-            return False
-        seconds = (datetime.now(UTC) - self._offline_since).total_seconds()
-        log.info("server_recovered", offline_s=round(seconds))
-        self._offline_since = None
-        self._status.update(offline_since=None, last_error=None)
-        return True
 
     def _maybe_rearm_push(self, recovered: bool) -> None:
         """Try push again after evidence of recovery, or after a quiet while.
